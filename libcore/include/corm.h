@@ -1,0 +1,580 @@
+/*
+ * corm.h - the public C API of libcorm, the engine of Cormorant.
+ *
+ * This header is the reference manual. It is ordered like one: version,
+ * status codes and errors, allocator and options, values, queries,
+ * connections and their non-blocking driving, submitting, results,
+ * transactions, the pool, and the blocking helpers.
+ *
+ * Conventions that hold everywhere:
+ *  - A function that can fail returns int: CORM_OK (0) on success, a negative
+ *    CORM_E* code on failure, and fills the caller's corm_error when one is
+ *    given (NULL is allowed where you do not want the details). Positive
+ *    returns exist only where a function documents them as a count or mask.
+ *  - Handles are opaque. A constructor `corm_x_open/new(&out, ...)` leaves
+ *    *out == NULL on failure, with nothing to free.
+ *  - Input is copied: strings and parameters handed in are copied before the
+ *    call returns. Output is borrowed for the span each function states.
+ *  - Nothing here blocks unless its comment says "Blocks". No function keeps
+ *    global mutable state; handles are not thread-safe (one thread, one event
+ *    loop drives a connection or pool at a time).
+ */
+#ifndef CORM_H
+#define CORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CORM_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define CORM_API __attribute__((visibility("default")))
+#else
+#define CORM_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Version
+ * ---------------------------------------------------------------------- */
+
+#define CORM_VERSION_MAJOR 0
+#define CORM_VERSION_MINOR 1
+#define CORM_VERSION_PATCH 0
+#define CORM_VERSION_NUM \
+    (CORM_VERSION_MAJOR * 10000 + CORM_VERSION_MINOR * 100 + CORM_VERSION_PATCH)
+
+/* Feature macros: present when the feature is in this header. */
+#define CORM_HAS_PIPELINING 1
+#define CORM_HAS_POOL 1
+
+/* The version of the library linked at run time, e.g. "0.1.0". */
+CORM_API const char *corm_version(void);
+/* CORM_VERSION_NUM of the library linked at run time. */
+CORM_API int corm_version_num(void);
+
+/* ------------------------------------------------------------------------
+ * Status codes and errors
+ * ---------------------------------------------------------------------- */
+
+/*
+ * Every error class, from one table: code, lowercase name (used as the Lua
+ * `err.class` and to derive the Python exception), description.
+ * Append only; values are stable.
+ */
+#define CORM_ERRNO_MAP(XX)                                                   \
+    XX(CONNECTION, -1, "connection", "connection failed or was lost")        \
+    XX(TIMEOUT, -2, "timeout", "timed out")                                  \
+    XX(CANCELLED, -3, "cancelled", "cancelled")                              \
+    XX(INTEGRITY, -4, "integrity", "integrity constraint violated")          \
+    XX(DATA, -5, "data", "invalid or out-of-range data")                     \
+    XX(PROGRAMMING, -6, "programming", "error in the SQL or its use")        \
+    XX(MISUSE, -7, "misuse", "API misuse")                                   \
+    XX(NOMEM, -8, "nomem", "out of memory")                                  \
+    XX(INTERNAL, -9, "internal", "internal error")                           \
+    XX(OPERATIONAL, -10, "operational", "server-side operational error")     \
+    XX(TRANSACTION, -11, "transaction", "transaction conflict; retry")        \
+    XX(NOTFOUND, -12, "not_found", "no row found")                           \
+    XX(MULTIPLE, -13, "multiple_found", "more than one row found")
+
+enum corm_status {
+    CORM_OK = 0,
+#define CORM__XX(name, value, lname, desc) CORM_E##name = value,
+    CORM_ERRNO_MAP(CORM__XX)
+#undef CORM__XX
+    CORM__ELAST = -14
+};
+
+/*
+ * Details of a failure. Caller-owned: declare one with CORM_ERROR_INIT, pass
+ * its address, read it, then release its strings with corm_error_clear().
+ * Filling an error that already holds one first clears the old one.
+ * `message` is never NULL once code != 0; detail and hint may be NULL.
+ * The strings are allocated with malloc, independent of any handle, so an
+ * error may outlive the handle that produced it.
+ */
+typedef struct corm_error {
+    int code;            /* CORM_OK or a CORM_E* code: the class of failure */
+    char sqlstate[6];    /* five characters and NUL; "" if not from the server */
+    char *message;       /* what went wrong */
+    char *detail;        /* server's DETAIL, or NULL */
+    char *hint;          /* server's HINT, or NULL */
+    unsigned flags_;     /* private: which strings are heap-owned */
+    void *reserved_[2];  /* private */
+} corm_error;
+
+#define CORM_ERROR_INIT {0, {0, 0, 0, 0, 0, 0}, NULL, NULL, NULL, 0u, {NULL, NULL}}
+
+/* Frees the strings of *err and resets it to CORM_ERROR_INIT. NULL is a no-op. */
+CORM_API void corm_error_clear(corm_error *err);
+/* Deep-copies src into *dst (clearing dst first). Returns CORM_OK or CORM_ENOMEM
+ * (in which case dst holds src's code, sqlstate and a static message). */
+CORM_API int corm_error_copy(corm_error *dst, const corm_error *src);
+/* The description of a code ("connection failed or was lost"); never NULL. */
+CORM_API const char *corm_strerror(int code);
+/* The lowercase class name of a code ("integrity"); "ok" for 0; never NULL. */
+CORM_API const char *corm_errname(int code);
+/* The class that libcorm gives a server error with this SQLSTATE
+ * (e.g. "23505" -> CORM_EINTEGRITY). Pure function. */
+CORM_API int corm_error_class_of_sqlstate(const char *sqlstate);
+
+/* ------------------------------------------------------------------------
+ * Allocator and options
+ * ---------------------------------------------------------------------- */
+
+/*
+ * Allocator, Lua's lua_Alloc shape: new_size == 0 frees ptr and returns NULL;
+ * otherwise (re)allocates and returns NULL on failure, leaving ptr intact.
+ * It covers libcorm's own memory; libpq allocates with malloc.
+ */
+typedef void *corm_alloc_fn(void *ud, void *ptr, size_t old_size, size_t new_size);
+
+/*
+ * Options for a connection or a pool. Initialise with corm_options_init() and
+ * change fields; the struct is copied by the call that takes it.
+ */
+typedef struct corm_options {
+    size_t size;               /* sizeof(corm_options), set by corm_options_init */
+    corm_alloc_fn *alloc;      /* NULL: malloc/realloc/free */
+    void *alloc_ud;
+    int connect_timeout_ms;    /* 0: none. Default 10000. */
+    /* Server-side prepared statements. 1 (default): each distinct SQL text is
+     * prepared once per connection and kept in an LRU cache. 0: unnamed
+     * statements only, as PgBouncer in transaction mode requires. */
+    int prepared_statements;
+    int statement_cache_size;  /* LRU capacity per connection; default 256 */
+    /* Pool only. */
+    int pool_min_size;         /* connections kept open; default 1 */
+    int pool_max_size;         /* upper bound; default 10 */
+    /* Requests routed to one pooled connection before the pool prefers to open
+     * another (while below max_size). Default 16. */
+    int pool_pipeline_depth;
+    void *reserved_[8];
+} corm_options;
+
+/* Fills *opt with the defaults above. */
+CORM_API void corm_options_init(corm_options *opt);
+
+/* ------------------------------------------------------------------------
+ * Values
+ * ---------------------------------------------------------------------- */
+
+/* The kind of a corm_value: the host-neutral form of one cell or parameter. */
+typedef enum corm_kind {
+    CORM_NULL = 0,
+    CORM_BOOL,        /* v.b */
+    CORM_INT,         /* v.i: int2, int4, int8, oid */
+    CORM_FLOAT,       /* v.f: float4, float8 */
+    CORM_TEXT,        /* v.str: text, varchar, char, name, enums, json (text) */
+    CORM_BYTES,       /* v.str: bytea */
+    CORM_NUMERIC,     /* v.str: exact decimal string, e.g. "-12.50", "NaN", "Infinity" */
+    CORM_DATE,        /* v.i: days since 2000-01-01 (PostgreSQL epoch) */
+    CORM_TIME,        /* v.i: microseconds since midnight */
+    CORM_TIMETZ,      /* v.tz: microseconds since midnight, zone offset in seconds */
+    CORM_TIMESTAMP,   /* v.i: microseconds since 2000-01-01 00:00 (no zone) */
+    CORM_TIMESTAMPTZ, /* v.i: microseconds since 2000-01-01 00:00 UTC */
+    CORM_INTERVAL,    /* v.interval */
+    CORM_UUID,        /* v.uuid: 16 bytes */
+    CORM_JSON,        /* v.str: JSON text (json and jsonb) */
+    CORM_ARRAY,       /* v.array: see codec functions */
+    CORM_RAW,         /* v.str: bytes of a type libcorm does not decode; oid says which */
+    CORM__KIND_LAST
+} corm_kind;
+
+/* Infinite dates and timestamps, as PostgreSQL sends them. */
+#define CORM_TIMESTAMP_INFINITY INT64_MAX
+#define CORM_TIMESTAMP_NEG_INFINITY INT64_MIN
+#define CORM_DATE_INFINITY INT32_MAX
+#define CORM_DATE_NEG_INFINITY INT32_MIN
+
+typedef struct corm_value {
+    corm_kind kind;
+    uint32_t oid;          /* the PostgreSQL type; as a parameter, 0 = default for kind */
+    union {
+        bool b;
+        int64_t i;
+        double f;
+        struct { const char *ptr; size_t len; } str;   /* not NUL-terminated */
+        struct { int64_t usec; int32_t zone; } tz;     /* zone: seconds east of UTC */
+        struct { int64_t usec; int32_t days; int32_t months; } interval;
+        uint8_t uuid[16];
+        struct { const char *ptr; size_t len; uint32_t elem_oid; } array; /* wire bytes */
+    } v;
+} corm_value;
+
+/* Well-known type OIDs (pg_type.oid), so C users need no catalog. */
+#define CORM_OID_BOOL 16
+#define CORM_OID_BYTEA 17
+#define CORM_OID_CHAR 18
+#define CORM_OID_NAME 19
+#define CORM_OID_INT8 20
+#define CORM_OID_INT2 21
+#define CORM_OID_INT4 23
+#define CORM_OID_TEXT 25
+#define CORM_OID_OID 26
+#define CORM_OID_JSON 114
+#define CORM_OID_FLOAT4 700
+#define CORM_OID_FLOAT8 701
+#define CORM_OID_UNKNOWN 705
+#define CORM_OID_BPCHAR 1042
+#define CORM_OID_VARCHAR 1043
+#define CORM_OID_DATE 1082
+#define CORM_OID_TIME 1083
+#define CORM_OID_TIMESTAMP 1114
+#define CORM_OID_TIMESTAMPTZ 1184
+#define CORM_OID_INTERVAL 1186
+#define CORM_OID_TIMETZ 1266
+#define CORM_OID_NUMERIC 1700
+#define CORM_OID_UUID 2950
+#define CORM_OID_JSONB 3802
+
+/* ------------------------------------------------------------------------
+ * Queries
+ *
+ * A corm_query is a statement and its bound parameters. Parameters are
+ * encoded in binary into the query's own buffer when bound; submitting
+ * copies what the request needs, so a query may be freed, re-bound or
+ * submitted again as soon as a submit call returns.
+ * ---------------------------------------------------------------------- */
+
+typedef struct corm_query corm_query;
+
+/* Creates a query from SQL text with $1..$n placeholders. The text is copied.
+ * Fails with CORM_EMISUSE for NULL or empty SQL. Free with corm_query_free(). */
+CORM_API int corm_query_sql(corm_query **out, const char *sql, corm_error *err);
+/* Frees q. NULL is a no-op. */
+CORM_API void corm_query_free(corm_query *q);
+
+/* Append the next parameter ($1, then $2, ...). A value whose C type cannot
+ * be represented in the requested oid fails with CORM_EDATA, naming the
+ * parameter, and leaves the query's parameters as they were. */
+CORM_API int corm_query_bind_null(corm_query *q, corm_error *err);
+CORM_API int corm_query_bind_bool(corm_query *q, bool v, corm_error *err);
+CORM_API int corm_query_bind_int64(corm_query *q, int64_t v, corm_error *err);
+CORM_API int corm_query_bind_double(corm_query *q, double v, corm_error *err);
+/* Text of len bytes (len < 0: up to NUL). Sent as type text. */
+CORM_API int corm_query_bind_text(corm_query *q, const char *s, ptrdiff_t len,
+                                  corm_error *err);
+CORM_API int corm_query_bind_bytes(corm_query *q, const void *p, size_t len,
+                                   corm_error *err);
+/* Binds any value. v->oid chooses the wire type (0: the default for the kind:
+ * bool, int8, float8, text, bytea, numeric, ...). */
+CORM_API int corm_query_bind(corm_query *q, const corm_value *v, corm_error *err);
+/* Number of parameters bound so far. */
+CORM_API int corm_query_nparams(const corm_query *q);
+/* Drops every bound parameter, keeping the statement, to bind anew. */
+CORM_API void corm_query_clear_params(corm_query *q);
+/* A client-side deadline for each request made from this query: when it
+ * passes, the server is asked to cancel the statement and the request
+ * completes with CORM_ETIMEOUT. 0 (default): none. */
+CORM_API int corm_query_set_timeout(corm_query *q, int timeout_ms, corm_error *err);
+/* The SQL text of q (borrowed, valid while q lives and is unchanged). */
+CORM_API const char *corm_query_text(const corm_query *q);
+
+/* ------------------------------------------------------------------------
+ * Results
+ *
+ * A result holds every row of one statement in binary format. A result
+ * passed to a completion callback is borrowed until the callback returns,
+ * unless the callback calls corm_result_take(), after which the caller owns
+ * it and frees it with corm_result_free().
+ * ---------------------------------------------------------------------- */
+
+typedef struct corm_result corm_result;
+
+CORM_API int corm_result_nrows(const corm_result *r);
+CORM_API int corm_result_ncols(const corm_result *r);
+/* Column name (borrowed from r), or NULL when col is out of range. */
+CORM_API const char *corm_result_colname(const corm_result *r, int col);
+/* Column type OID, or 0 when col is out of range. */
+CORM_API uint32_t corm_result_coltype(const corm_result *r, int col);
+/* Index of the column named name, or -1. */
+CORM_API int corm_result_colindex(const corm_result *r, const char *name);
+/* Rows affected by INSERT/UPDATE/DELETE (or returned by SELECT); -1 if n/a. */
+CORM_API int64_t corm_result_affected(const corm_result *r);
+/* The command tag, e.g. "INSERT 0 1" (borrowed). */
+CORM_API const char *corm_result_command(const corm_result *r);
+/* 1 if the cell is NULL, 0 if not, CORM_EMISUSE for a bad row/col. */
+CORM_API int corm_result_isnull(const corm_result *r, int row, int col);
+/* Decodes one cell into *out with the decoder chosen for its column. Strings
+ * and bytes point into r and live as long as r. CORM_EMISUSE for a bad
+ * row/col; CORM_EDATA for bytes that do not decode as the column's type. */
+CORM_API int corm_result_get(const corm_result *r, int row, int col, corm_value *out,
+                             corm_error *err);
+/* Typed access. Each fails with CORM_EDATA if the cell is NULL or its column
+ * type does not convert losslessly (an int8 into int64 does; a float8 into
+ * int64 does not); corm_result_get_text accepts any text-like column. */
+CORM_API int corm_result_get_int64(const corm_result *r, int row, int col, int64_t *out,
+                                   corm_error *err);
+CORM_API int corm_result_get_double(const corm_result *r, int row, int col, double *out,
+                                    corm_error *err);
+CORM_API int corm_result_get_bool(const corm_result *r, int row, int col, bool *out,
+                                  corm_error *err);
+CORM_API int corm_result_get_text(const corm_result *r, int row, int col, const char **out,
+                                  size_t *len, corm_error *err);
+CORM_API int corm_result_get_bytes(const corm_result *r, int row, int col,
+                                   const void **out, size_t *len, corm_error *err);
+
+/* From inside a completion callback: keep r past the callback. Returns r. */
+CORM_API corm_result *corm_result_take(corm_result *r);
+/* Frees a result obtained from corm_result_take() or a blocking helper. */
+CORM_API void corm_result_free(corm_result *r);
+
+/* ------------------------------------------------------------------------
+ * Connections
+ *
+ * A connection is opened without blocking, then driven by the host: watch
+ * corm_conn_fd() for the events corm_conn_events() asks for, wake up after
+ * corm_conn_timeout() milliseconds at the latest, and call corm_conn_step().
+ * Requests may be submitted at once, even while connecting; they are sent
+ * when the connection is ready and run in libpq's pipeline mode, many in
+ * flight at a time, completing in submission order.
+ * ---------------------------------------------------------------------- */
+
+typedef struct corm_conn corm_conn;
+
+enum corm_events { CORM_READ = 1, CORM_WRITE = 2 };
+
+enum corm_conn_state {
+    CORM_CONN_CONNECTING = 1, /* handshake under way */
+    CORM_CONN_READY = 2,      /* open; requests run */
+    CORM_CONN_BROKEN = 3,     /* failed or lost; every request has failed */
+};
+
+/*
+ * Starts connecting to `conninfo`, a URL (postgresql://user@host:port/db?...)
+ * or a key=value string, as libpq accepts. Does not block (host name lookup
+ * aside, as in libpq: give hostaddr= or an IP to avoid it). opt may be NULL
+ * for defaults. On success *out is a connection in state CONNECTING, READY
+ * or (if the server refused at once) BROKEN, which step() reports.
+ * Fails with CORM_ECONNECTION if the connection cannot even be started,
+ * CORM_EMISUSE for NULL arguments or bad options, CORM_ENOMEM.
+ * Close with corm_conn_close().
+ */
+CORM_API int corm_conn_open(corm_conn **out, const char *conninfo, const corm_options *opt,
+                            corm_error *err);
+/*
+ * Closes c: every request still pending completes with CORM_ECANCELLED
+ * (their callbacks run inside this call), the server is told goodbye, and
+ * all memory of c is freed. Called from inside one of c's callbacks, the
+ * close is deferred until that callback returns. NULL is a no-op.
+ */
+CORM_API void corm_conn_close(corm_conn *c);
+
+/* The socket to watch, or -1 when there is none (broken, closed). The
+ * socket can change while connecting (libpq tries hosts in turn): read it
+ * again after every step. */
+CORM_API int corm_conn_fd(const corm_conn *c);
+/* What the engine waits for: a mask of CORM_READ | CORM_WRITE (0 when it
+ * waits for nothing). READ is set whenever the connection is open, so a
+ * host can keep one persistent reader and add a writer only while WRITE is
+ * set. */
+CORM_API int corm_conn_events(const corm_conn *c);
+/* Milliseconds until the engine's next deadline (connect or request
+ * timeout), 0 if one has passed, -1 if there is none. */
+CORM_API int corm_conn_timeout(const corm_conn *c);
+/*
+ * Makes all the progress possible without blocking: advances the handshake,
+ * sends buffered output, reads input, completes requests in order (their
+ * callbacks run inside this call), and acts on passed deadlines. Call it
+ * when the socket is ready or a deadline passes; spurious calls are harmless.
+ * Returns CORM_OK, or CORM_ECONNECTION (with details) when the connection
+ * broke now, after failing each pending request with the same error.
+ * CORM_EMISUSE when called from inside one of c's callbacks.
+ */
+CORM_API int corm_conn_step(corm_conn *c, corm_error *err);
+/* One of enum corm_conn_state. */
+CORM_API int corm_conn_state(const corm_conn *c);
+/* Requests submitted and not yet completed. */
+CORM_API int corm_conn_pending(const corm_conn *c);
+/* 1 while an explicit transaction is open (begun and not yet committed or
+ * rolled back, as far as submitted requests say), else 0. */
+CORM_API int corm_conn_in_transaction(const corm_conn *c);
+/* The backend's process id (for pg_terminate_backend and logs), 0 if none. */
+CORM_API int corm_conn_backend_pid(const corm_conn *c);
+/* Prepared statements currently in c's cache. */
+CORM_API int corm_conn_cached_statements(const corm_conn *c);
+
+/*
+ * Completion callback. Exactly one call per successful submit, with either
+ * res (borrowed until return; err is NULL) or err (borrowed until return;
+ * res is NULL). From inside it you may submit, cancel and close.
+ */
+typedef void corm_done_fn(void *ud, corm_result *res, const corm_error *err);
+
+/* Request identifiers, unique per connection (and per pool). Never 0. */
+typedef uint64_t corm_request_id;
+
+/*
+ * Submits q on c with binary parameters and binary results. Does not block.
+ * On success the request joins the pipeline, `done` will be called exactly
+ * once (from corm_conn_step, corm_conn_cancel or corm_conn_close, never from
+ * inside this call), and *id (if id is not NULL) identifies it.
+ * An error in one request affects no other: each has its own sync point.
+ * Fails without calling done: CORM_EMISUSE (NULL arguments), CORM_ECONNECTION
+ * (c is broken), CORM_ENOMEM.
+ */
+CORM_API int corm_conn_submit(corm_conn *c, const corm_query *q, corm_done_fn *done, void *ud,
+                              corm_request_id *id, corm_error *err);
+/* corm_conn_submit of SQL text without parameters. */
+CORM_API int corm_conn_submit_sql(corm_conn *c, const char *sql, corm_done_fn *done, void *ud,
+                                  corm_request_id *id, corm_error *err);
+/*
+ * Cancels request id: its callback runs now with CORM_ECANCELLED. If the
+ * server is executing it, the server is asked to stop it (the request's
+ * later result is discarded); if it is waiting behind others, it is stopped
+ * when it starts. A request the server had already finished may still have
+ * taken effect. The connection stays usable and no other request is
+ * affected. Returns 1 if id was pending and is now cancelled, 0 if it was
+ * no longer pending (already completed), CORM_EMISUSE for a NULL handle.
+ */
+CORM_API int corm_conn_cancel(corm_conn *c, corm_request_id id, corm_error *err);
+
+/* ------------------------------------------------------------------------
+ * Transactions
+ *
+ * Transactions are requests like any other, submitted in order on one
+ * connection. corm_conn_begin() opens a transaction, or a savepoint when one
+ * is already open; commit and rollback close the innermost level.
+ * ---------------------------------------------------------------------- */
+
+enum corm_isolation {
+    CORM_ISOLATION_DEFAULT = 0,
+    CORM_READ_COMMITTED = 1,
+    CORM_REPEATABLE_READ = 2,
+    CORM_SERIALIZABLE = 3,
+};
+
+typedef struct corm_txn_options {
+    int isolation;   /* enum corm_isolation */
+    bool read_only;
+    bool deferrable; /* only meaningful with SERIALIZABLE and read_only */
+} corm_txn_options;
+
+/* Begins a transaction (opt may be NULL), or a savepoint when one is open
+ * (then opt must be NULL or all defaults: CORM_EMISUSE otherwise). */
+CORM_API int corm_conn_begin(corm_conn *c, const corm_txn_options *opt, corm_done_fn *done,
+                             void *ud, corm_error *err);
+/* Commits the transaction, or releases the innermost savepoint.
+ * CORM_EMISUSE when no transaction is open. */
+CORM_API int corm_conn_commit(corm_conn *c, corm_done_fn *done, void *ud, corm_error *err);
+/* Rolls back the transaction, or to the innermost savepoint (and releases
+ * it). CORM_EMISUSE when no transaction is open. */
+CORM_API int corm_conn_rollback(corm_conn *c, corm_done_fn *done, void *ud, corm_error *err);
+/* Nesting depth: 0 outside a transaction, 1 inside, 2+ inside savepoints. */
+CORM_API int corm_conn_txn_depth(const corm_conn *c);
+
+/* ------------------------------------------------------------------------
+ * The pool
+ *
+ * A pool keeps between min and max connections to one server. Requests
+ * submitted to the pool share its connections and pipeline on them;
+ * corm_pool_acquire() lends one connection exclusively (for a transaction)
+ * and corm_pool_release() gives it back clean. Broken connections are
+ * discarded and replaced.
+ *
+ * Driving: the pool reports each member connection's socket and wanted
+ * events through a watch callback (libcurl's multi-socket shape). Call
+ * corm_pool_step(pool, fd) when that socket is ready, and
+ * corm_pool_step(pool, -1) when corm_pool_timeout() has passed.
+ * ---------------------------------------------------------------------- */
+
+typedef struct corm_pool corm_pool;
+
+/* Told when a member's socket or wanted events change: events is a mask of
+ * CORM_READ | CORM_WRITE, or 0 when the socket must no longer be watched
+ * (the connection is gone or the fd changed). Called from inside pool
+ * functions; it must not call back into the pool. */
+typedef void corm_watch_fn(void *ud, int fd, int events);
+
+/* Creates a pool and starts opening opt->pool_min_size connections. Does not
+ * block. Errors as for corm_conn_open. Free with corm_pool_close(). */
+CORM_API int corm_pool_open(corm_pool **out, const char *conninfo, const corm_options *opt,
+                            corm_error *err);
+/* Closes every connection (pending requests and waiting acquires complete with
+ * CORM_ECANCELLED) and frees the pool. Lent connections are closed too: the
+ * pool owns them. Deferred when called from a callback. NULL is a no-op. */
+CORM_API void corm_pool_close(corm_pool *p);
+/* Sets the watch callback and reports every current socket to it. */
+CORM_API void corm_pool_set_watch(corm_pool *p, corm_watch_fn *fn, void *ud);
+/* Steps the member whose socket is fd (-1: none), then acts on deadlines and
+ * keeps the pool at its minimum size. Never blocks. Returns CORM_OK; a
+ * member that broke is reported to its requests, not here. */
+CORM_API int corm_pool_step(corm_pool *p, int fd, corm_error *err);
+/* Milliseconds until the pool's next deadline, 0 if passed, -1 if none. */
+CORM_API int corm_pool_timeout(const corm_pool *p);
+/* Submits q on a shared connection: the least loaded ready one, or a new one
+ * when all are busy and the pool is below max_size. Lent connections are
+ * never used. Completion as for corm_conn_submit; *id can be given to
+ * corm_pool_cancel. */
+CORM_API int corm_pool_submit(corm_pool *p, const corm_query *q, corm_done_fn *done, void *ud,
+                              corm_request_id *id, corm_error *err);
+/* Cancels a request submitted with corm_pool_submit (as corm_conn_cancel). */
+CORM_API int corm_pool_cancel(corm_pool *p, corm_request_id id, corm_error *err);
+
+/* Called with a lent connection, or with conn NULL and err set
+ * (CORM_ETIMEOUT when no connection became free in time, CORM_ECANCELLED,
+ * CORM_ECONNECTION when the server cannot be reached). */
+typedef void corm_acquire_fn(void *ud, corm_conn *conn, const corm_error *err);
+/*
+ * Asks for a connection for exclusive use. Callers are served first come,
+ * first served; timeout_ms <= 0 waits forever. The callback runs from a
+ * later corm_pool_step (or at once from this call if a connection is free).
+ * The connection stays the pool's: give it back with corm_pool_release(),
+ * never close it. *id (if not NULL) identifies the wait for
+ * corm_pool_cancel_acquire.
+ */
+CORM_API int corm_pool_acquire(corm_pool *p, int timeout_ms, corm_acquire_fn *cb, void *ud,
+                               corm_request_id *id, corm_error *err);
+/* Withdraws a waiting acquire; its callback runs now with CORM_ECANCELLED.
+ * Returns 1 if it was waiting, 0 if not. */
+CORM_API int corm_pool_cancel_acquire(corm_pool *p, corm_request_id id, corm_error *err);
+/* Gives back a lent connection. A transaction left open is rolled back
+ * before anyone else can have the connection; a broken one is discarded.
+ * CORM_EMISUSE if conn is not a connection this pool lent. */
+CORM_API int corm_pool_release(corm_pool *p, corm_conn *conn, corm_error *err);
+/* Connections open or opening, and of them idle (ready, unlent, no requests). */
+CORM_API int corm_pool_size(const corm_pool *p);
+CORM_API int corm_pool_idle(const corm_pool *p);
+
+/* ------------------------------------------------------------------------
+ * Blocking helpers
+ *
+ * Built from the non-blocking calls above (poll() on the socket, then step),
+ * as libpq builds PQexec from PQsendQuery. For simple C programs and tests;
+ * they must not be called from inside a callback (CORM_EMISUSE).
+ * ---------------------------------------------------------------------- */
+
+/* Blocks until c's socket is ready or timeout_ms passes (-1: no limit, also
+ * capped by the engine's own deadlines), then steps once. */
+CORM_API int corm_conn_wait(corm_conn *c, int timeout_ms, corm_error *err);
+/* Blocks: opens a connection and waits until it is ready. */
+CORM_API int corm_conn_connect(corm_conn **out, const char *conninfo, const corm_options *opt,
+                               corm_error *err);
+/* Blocks: runs q and returns its result through *out (caller frees with
+ * corm_result_free). Other requests on c progress meanwhile. */
+CORM_API int corm_conn_exec(corm_conn *c, const corm_query *q, corm_result **out,
+                            corm_error *err);
+/* Blocks: corm_conn_exec of SQL text without parameters. out may be NULL to
+ * discard the result. */
+CORM_API int corm_conn_exec_sql(corm_conn *c, const char *sql, corm_result **out,
+                                corm_error *err);
+/* Blocks until every pending request on c has completed. */
+CORM_API int corm_conn_drain(corm_conn *c, corm_error *err);
+/* Blocks until some pool socket is ready or timeout_ms passes, then steps. */
+CORM_API int corm_pool_wait(corm_pool *p, int timeout_ms, corm_error *err);
+/* Blocks: corm_pool_submit and wait for the result (caller frees it). */
+CORM_API int corm_pool_exec(corm_pool *p, const corm_query *q, corm_result **out,
+                            corm_error *err);
+/* Blocks: acquire a connection, waiting at most timeout_ms (<= 0: forever). */
+CORM_API int corm_pool_acquire_wait(corm_pool *p, int timeout_ms, corm_conn **out,
+                                    corm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORM_H */

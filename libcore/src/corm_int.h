@@ -1,0 +1,291 @@
+/*
+ * corm_int.h - private definitions shared by libcorm's sources: handle
+ * structs, the allocator, byte buffers, error filling, codecs.
+ */
+#ifndef CORM_INT_H
+#define CORM_INT_H
+
+/* poll, clock_gettime, strncasecmp: POSIX.1-2008 on top of C11. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "corm.h"
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#if defined(__GNUC__)
+#define CORM__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CORM__PRINTF(f, a)
+#endif
+
+/* ---- allocator ------------------------------------------------------- */
+
+typedef struct corm__alloc {
+    corm_alloc_fn *fn;
+    void *ud;
+} corm__alloc;
+
+void corm__alloc_init(corm__alloc *a, const corm_options *opt);
+void *corm__malloc(const corm__alloc *a, size_t n);
+void *corm__calloc(const corm__alloc *a, size_t n);
+void *corm__realloc(const corm__alloc *a, void *p, size_t old, size_t n);
+void corm__free(const corm__alloc *a, void *p, size_t n);
+char *corm__strdup(const corm__alloc *a, const char *s, size_t *size_out);
+
+/* ---- byte buffer ----------------------------------------------------- */
+
+typedef struct corm__buf {
+    char *data;
+    size_t len, cap;
+} corm__buf;
+
+int corm__buf_reserve(corm__buf *b, const corm__alloc *a, size_t extra);
+int corm__buf_put(corm__buf *b, const corm__alloc *a, const void *p, size_t n);
+void corm__buf_free(corm__buf *b, const corm__alloc *a);
+
+/* Big-endian reads and writes, the wire's byte order. */
+static inline uint16_t corm__get_u16(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint16_t)((u[0] << 8) | u[1]);
+}
+static inline uint32_t corm__get_u32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+}
+static inline uint64_t corm__get_u64(const char *p)
+{
+    return ((uint64_t)corm__get_u32(p) << 32) | corm__get_u32(p + 4);
+}
+static inline void corm__put_u16(char *p, uint16_t v)
+{
+    p[0] = (char)(v >> 8);
+    p[1] = (char)v;
+}
+static inline void corm__put_u32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+static inline void corm__put_u64(char *p, uint64_t v)
+{
+    corm__put_u32(p, (uint32_t)(v >> 32));
+    corm__put_u32(p + 4, (uint32_t)v);
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Fill err (if not NULL) with code and a formatted message; returns code. */
+int corm__err(corm_error *err, int code, const char *fmt, ...) CORM__PRINTF(3, 4);
+int corm__errv(corm_error *err, int code, const char *fmt, va_list ap);
+int corm__err_nomem(corm_error *err);
+/* From a failed PGresult: class from SQLSTATE, message, detail, hint. */
+int corm__err_from_result(corm_error *err, const PGresult *res, int fallback_code);
+/* From PQerrorMessage(pg), trimmed, with the given class. */
+int corm__err_from_conn(corm_error *err, const PGconn *pg, int code, const char *context);
+
+/* Misuse guard: reports CORM_EMISUSE naming the function and condition. */
+#define corm__check(cond, err, msg)                                               \
+    do {                                                                         \
+        if (!(cond))                                                             \
+            return corm__err((err), CORM_EMISUSE, "%s: %s", __func__, (msg));   \
+    } while (0)
+
+/* Monotonic clock, milliseconds. */
+int64_t corm__now_ms(void);
+
+/* ---- codecs ---------------------------------------------------------- */
+
+/*
+ * Decodes one binary cell of type `oid` into *out. Bounds-checked: malformed
+ * bytes give CORM_EDATA, never a read past buf+len. Strings point into buf.
+ */
+typedef int corm__decode_fn(const char *buf, size_t len, uint32_t oid, corm_value *out,
+                            corm_error *err);
+
+/* The decoder for a type, chosen once per column. Never NULL: unknown types
+ * get the raw decoder (CORM_RAW with the bytes). */
+corm__decode_fn *corm__decoder_for(uint32_t oid);
+
+/*
+ * Encodes v for the wire, appending its bytes to *out. Sets *oid (the type
+ * the server is told; 0 lets the server infer) and *format (1 binary, 0
+ * text). *is_null is set for NULL, with nothing appended. CORM_EDATA when
+ * the value does not fit the requested type.
+ */
+int corm__encode(const corm_value *v, corm__buf *out, const corm__alloc *a, uint32_t *oid,
+                 int *format, bool *is_null, corm_error *err);
+
+/* ---- queries --------------------------------------------------------- */
+
+struct corm_query {
+    corm__alloc alloc;
+    char *sql;
+    size_t sql_size;         /* allocated bytes of sql, NUL included */
+    int nparams, cap;
+    uint32_t *oids;          /* cap entries */
+    int32_t *lens;           /* -1 for NULL */
+    int32_t *formats;
+    size_t *offsets;         /* into data */
+    corm__buf data;
+    int timeout_ms;
+};
+
+/* ---- results --------------------------------------------------------- */
+
+struct corm_result {
+    corm__alloc alloc;
+    PGresult *pg;
+    int nrows, ncols;
+    bool taken;              /* owned by the caller after corm_result_take */
+    int64_t affected;
+    corm__decode_fn **decoders; /* one per column, chosen from the OID once */
+    corm__decode_fn *inline_decoders[16];
+};
+
+/* Wraps pg (taking it); NULL on OOM (pg is then cleared). */
+corm_result *corm__result_new(const corm__alloc *a, PGresult *pg);
+
+/* ---- requests and connections ---------------------------------------- */
+
+enum {
+    CORM__REQ_SENT = 1u << 0,       /* handed to libpq */
+    CORM__REQ_ABANDONED = 1u << 1,  /* the caller was told; discard the outcome */
+    CORM__REQ_CANCEL_SENT = 1u << 2,/* a server cancel was sent for it */
+    CORM__REQ_INTERNAL = 1u << 3,   /* the engine's own (DEALLOCATE, ROLLBACK) */
+    CORM__REQ_RETRIED = 1u << 4,    /* already retried once */
+    CORM__REQ_PREPARE_FAILED = 1u << 5, /* its Parse failed: no statement */
+};
+
+/* Effects of the engine's transaction calls, applied at submit time. */
+enum { CORM__TXN_NONE = 0, CORM__TXN_BEGIN, CORM__TXN_END };
+
+typedef struct corm__stmt corm__stmt;
+
+typedef struct corm__req {
+    struct corm__req *next;
+    corm_request_id id;
+    corm_done_fn *done;
+    void *ud;
+    unsigned flags;
+    int64_t deadline;        /* monotonic ms; 0 = none */
+    int ops;                 /* query results expected before the sync */
+    int ops_seen;            /* query results received so far */
+    uint64_t stmt_id;        /* prepared statement used (0: unnamed) */
+    bool prepares;           /* this request sent the statement's Parse */
+    corm_result *result;
+    corm_error error;        /* first failure seen */
+    /* What resending needs, in the same allocation. */
+    size_t size;
+    char *sql;
+    size_t keylen;           /* sql, NUL, then the oids: the cache key */
+    int nparams;
+    uint32_t *oids;
+    int32_t *lens;
+    int32_t *formats;
+    const char **values;
+} corm__req;
+
+/* Copies what q needs into a new request (not yet attached). */
+int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q,
+                  const char *sql, corm_done_fn *done, void *ud, corm_error *err);
+void corm__req_free(const corm__alloc *a, corm__req *r);
+
+typedef struct corm__cancel_job corm__cancel_job;
+
+struct corm_conn {
+    corm__alloc alloc;
+    corm_options opt;
+    PGconn *pg;
+    int state;                  /* enum corm_conn_state */
+    int fd;
+    PostgresPollingStatusType poll;  /* while connecting */
+    int64_t connect_deadline;
+    bool want_write;
+    corm_error broken_error;    /* why it broke */
+    /* Requests: one FIFO; the sent ones come first, in server order. */
+    corm__req *head, *tail;
+    int npending;               /* not abandoned, not internal */
+    int nreqs;                  /* in the list */
+    int ndeadlines;             /* requests with a deadline */
+    corm_request_id own_next_id;
+    corm_request_id *next_id;   /* own_next_id, or the pool's counter */
+    bool awaiting_null;         /* a query result was read; libpq sends NULL next */
+    /* Transactions. */
+    int txn_depth;              /* through corm_conn_begin/commit/rollback */
+    bool server_in_txn;         /* as the server's command tags say */
+    /* Cancellation. */
+    bool stray_cancel;          /* a cancel may hit a request it was not for */
+    corm__cancel_job *cancel_job;
+    /* Prepared statements. */
+    corm__stmt *stmt_lru_head, *stmt_lru_tail;  /* most recent first */
+    corm__stmt **stmt_table;
+    size_t stmt_table_size;
+    int nstmts;
+    uint64_t stmt_counter;
+    /* Re-entrancy. */
+    int in_callback;
+    bool close_requested;
+    bool closing;               /* inside corm_conn_close: refuse new requests */
+    bool fail_pending;
+    bool broken_reported;       /* step has returned the breakage once */          /* broken outside step: fail requests at next step */
+    void *pool_member;          /* back pointer owned by pool.c */
+};
+
+/* Creates a request from q (or sql) and pushes it on c. */
+int corm__conn_submit_req(corm_conn *c, const corm_query *q, const char *sql,
+                          corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err);
+/* Attaches r to c and sends it when c is ready. Takes r in every case: on
+ * failure r has been completed with the error (done called). */
+void corm__conn_push(corm_conn *c, corm__req *r);
+/* Open a connection whose ids come from *id_counter (the pool's). */
+int corm__conn_open(corm_conn **out, const char *conninfo, const corm_options *opt,
+                    corm_request_id *id_counter, corm_error *err);
+/* Finds a pending, not abandoned request by id (NULL if none). */
+corm__req *corm__conn_find(corm_conn *c, corm_request_id id);
+/* Completes the request now with err and marks it abandoned. */
+void corm__conn_abandon(corm_conn *c, corm__req *r, const corm_error *err);
+/* Frees c without running callbacks (they must all have run). */
+void corm__conn_destroy(corm_conn *c);
+/* Submits an internal statement (no caller): DEALLOCATE, ROLLBACK. */
+int corm__conn_submit_internal(corm_conn *c, const char *sql, corm_error *err);
+/* 1 if the server or the engine knows c is inside a transaction block. */
+int corm__conn_txn_open(const corm_conn *c);
+
+/* Statement cache (stmt.c). */
+corm__stmt *corm__stmt_lookup(corm_conn *c, const char *key, size_t keylen);
+/* Adds an entry for key; its name is written to name (>= 32 bytes). When the
+ * cache overflows, the least recently used entry is evicted and its name
+ * is written to evicted (else evicted[0] = 0). NULL on OOM. */
+corm__stmt *corm__stmt_add(corm_conn *c, const char *key, size_t keylen, char *evicted);
+const char *corm__stmt_name(const corm__stmt *s);
+uint64_t corm__stmt_id(const corm__stmt *s);
+/* Forgets the entry for key if it is still the one with this id. */
+void corm__stmt_forget_id(corm_conn *c, const char *key, size_t keylen, uint64_t id, char *name_out);
+void corm__stmt_forget(corm_conn *c, corm__stmt *s);
+void corm__stmt_free_all(corm_conn *c);
+
+/* Options: copy *opt (or defaults) into *dst and validate. */
+int corm__options_resolve(corm_options *dst, const corm_options *opt, corm_error *err);
+/* Connection life (conn.c, pipeline.c). */
+void corm__conn_advance_connect(corm_conn *c);
+void corm__conn_ready(corm_conn *c);
+/* Marks c broken with why (class forced to CORM_ECONNECTION unless it is
+ * a timeout), closes the socket and fails every request. */
+void corm__conn_broken(corm_conn *c, const corm_error *why);
+/* Completes every request in the list with err (callbacks run) and empties it. */
+void corm__conn_fail_all(corm_conn *c, const corm_error *err);
+void corm__cancel_job_release(corm__cancel_job *job);
+
+/* Cancellation (pipeline.c): ask the server to stop c's current statement,
+ * from a helper thread, so the host loop never blocks on it. */
+int corm__conn_send_cancel(corm_conn *c, corm_error *err);
+
+#endif /* CORM_INT_H */
