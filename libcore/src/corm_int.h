@@ -138,6 +138,10 @@ struct corm_query {
     int timeout_ms;
 };
 
+/* The SQL text to send for q, compiling a built query if needed (the text
+ * is cached in q and borrowed by the caller until q changes). */
+int corm__query_finalize(const corm_query *q, const char **sql, corm_error *err);
+
 /* ---- results --------------------------------------------------------- */
 
 struct corm_result {

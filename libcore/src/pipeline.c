@@ -26,7 +26,12 @@ int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q, co
 {
     *out = NULL;
     int n = q ? q->nparams : 0;
-    const char *text = q ? q->sql : sql;
+    const char *text = sql;
+    if (q) {
+        int rc = corm__query_finalize(q, &text, err);
+        if (rc < 0)
+            return rc;
+    }
     size_t sqllen = strlen(text);
     size_t datalen = q ? q->data.len : 0;
     /* One block: struct, values[], oids[], lens[], formats[], data, key.

@@ -192,3 +192,12 @@ const char *corm_query_text(const corm_query *q)
 {
     return q ? q->sql : NULL;
 }
+
+int corm__query_finalize(const corm_query *q, const char **sql, corm_error *err)
+{
+    /* Raw SQL is final as given. Built queries compile here, once per
+     * shape, so building stays cheap and only submitted queries compile. */
+    (void)err;
+    *sql = q->sql;
+    return CORM_OK;
+}
