@@ -133,6 +133,11 @@ CORM_API int corm_error_class_of_sqlstate(const char *sqlstate);
  */
 typedef void *corm_alloc_fn(void *ud, void *ptr, size_t old_size, size_t new_size);
 
+/* Receives the server's notices and warnings (NOTICE, WARNING, ...), e.g.
+ * "table does not exist, skipping". Borrowed strings, valid during the call. */
+typedef void corm_notice_fn(void *ud, const char *severity, const char *sqlstate,
+                            const char *message);
+
 /*
  * Options for a connection or a pool. Initialise with corm_options_init() and
  * change fields; the struct is copied by the call that takes it.
@@ -153,6 +158,9 @@ typedef struct corm_options {
     /* Requests routed to one pooled connection before the pool prefers to open
      * another (while below max_size). Default 16. */
     int pool_pipeline_depth;
+    /* Where server notices go; NULL (default): dropped, never printed. */
+    corm_notice_fn *notice;
+    void *notice_ud;
     void *reserved_[8];
 } corm_options;
 

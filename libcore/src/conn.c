@@ -39,6 +39,18 @@ int corm__options_resolve(corm_options *dst, const corm_options *opt, corm_error
     return check_options(dst, err);
 }
 
+static void on_notice(void *arg, const PGresult *res)
+{
+    const corm_conn *c = arg;
+    if (!c->opt.notice)
+        return;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    c->opt.notice(c->opt.notice_ud, sev ? sev : "NOTICE", state ? state : "",
+                  msg ? msg : "");
+}
+
 int corm__conn_open(corm_conn **out, const char *conninfo, const corm_options *opt,
                     corm_request_id *id_counter, corm_error *err)
 {
@@ -69,6 +81,8 @@ int corm__conn_open(corm_conn **out, const char *conninfo, const corm_options *o
         corm__free(&a, c, sizeof *c);
         return CORM_ECONNECTION;
     }
+    /* libpq prints notices to stderr by default; a library must not. */
+    PQsetNoticeReceiver(c->pg, on_notice, c);
     c->state = CORM_CONN_CONNECTING;
     c->poll = PGRES_POLLING_WRITING;
     c->fd = PQsocket(c->pg);
