@@ -216,6 +216,8 @@ struct corm_conn {
     corm_error broken_error;    /* why it broke */
     /* Requests: one FIFO; the sent ones come first, in server order. */
     corm__req *head, *tail;
+    corm__req *unsent;          /* first request not yet handed to libpq */
+    bool sending;               /* inside send_pending */
     int npending;               /* not abandoned, not internal */
     int nreqs;                  /* in the list */
     int ndeadlines;             /* requests with a deadline */

@@ -95,12 +95,18 @@ static void list_append(corm_conn *c, corm__req *r)
         c->head = r;
     c->tail = r;
     c->nreqs++;
+    /* Invariant: the requests before c->unsent were sent, those from it on
+     * were not; libpq receives them in list order. */
+    if (!c->unsent && !(r->flags & CORM__REQ_SENT))
+        c->unsent = r;
 }
 
 static corm__req *list_pop(corm_conn *c)
 {
     corm__req *r = c->head;
     if (r) {
+        if (c->unsent == r)
+            c->unsent = r->next;
         c->head = r->next;
         if (!c->head)
             c->tail = NULL;
@@ -116,6 +122,8 @@ static void list_remove(corm_conn *c, corm__req *r)
     for (corm__req *p = c->head; p; prev = p, p = p->next) {
         if (p != r)
             continue;
+        if (c->unsent == p)
+            c->unsent = p->next;
         if (prev)
             prev->next = p->next;
         else
@@ -260,20 +268,36 @@ static void flush(corm_conn *c)
         c->want_write = f == 1;
 }
 
+/* Hands every unsent request to libpq, in list order. */
+static void send_pending(corm_conn *c)
+{
+    /* send_req may queue a DEALLOCATE behind the request it sends; that
+     * push must not start sending from inside this loop. */
+    if (c->sending)
+        return;
+    c->sending = true;
+    while (c->unsent && c->state == CORM_CONN_READY && !c->fail_pending) {
+        corm__req *r = c->unsent;
+        if (!send_req(c, r)) {
+            broken_later(c, "cannot send the request");
+            break;
+        }
+        c->unsent = r->next;
+    }
+    c->sending = false;
+    flush(c);
+}
+
 void corm__conn_push(corm_conn *c, corm__req *r)
 {
+    r->flags &= ~(unsigned)CORM__REQ_SENT;
     list_append(c, r);
     if (!(r->flags & CORM__REQ_INTERNAL)) {
         c->npending++;
         if (r->deadline)
             c->ndeadlines++;
     }
-    if (c->state == CORM_CONN_READY && !c->fail_pending) {
-        if (!send_req(c, r))
-            broken_later(c, "cannot send the request");
-        else
-            flush(c);
-    }
+    send_pending(c);
 }
 
 void corm__conn_ready(corm_conn *c)
@@ -287,15 +311,7 @@ void corm__conn_ready(corm_conn *c)
     }
     c->state = CORM_CONN_READY;
     c->connect_deadline = 0;
-    for (corm__req *r = c->head; r; r = r->next) {
-        if (r->flags & CORM__REQ_SENT)
-            continue;
-        if (!send_req(c, r)) {
-            broken_later(c, "cannot send the request");
-            return;
-        }
-    }
-    flush(c);
+    send_pending(c);
 }
 
 int corm__conn_submit_internal(corm_conn *c, const char *sql, corm_error *err)
@@ -473,17 +489,19 @@ static void check_deadlines(corm_conn *c)
     if (c->ndeadlines <= 0)
         return;
     int64_t now = corm__now_ms();
-    corm__req *r = c->head;
-    while (r && !c->close_requested) {
-        corm__req *next = r->next;
-        if (r->deadline && r->deadline <= now &&
-            !(r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL))) {
-            corm_error e = CORM_ERROR_INIT;
-            corm__err(&e, CORM_ETIMEOUT, "request timed out");
-            corm__conn_abandon(c, r, &e);
-            corm_error_clear(&e);
-        }
-        r = next;
+    /* Rescan after each expiry: its callback may cancel or submit, which
+     * changes the list under us. */
+    while (!c->close_requested) {
+        corm__req *r = c->head;
+        while (r && !(r->deadline && r->deadline <= now &&
+                      !(r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL))))
+            r = r->next;
+        if (!r)
+            return;
+        corm_error e = CORM_ERROR_INIT;
+        corm__err(&e, CORM_ETIMEOUT, "request timed out");
+        corm__conn_abandon(c, r, &e);
+        corm_error_clear(&e);
     }
 }
 
@@ -541,8 +559,7 @@ static void resend(corm_conn *c, corm__req *r)
                                        CORM__REQ_PREPARE_FAILED)) |
                CORM__REQ_RETRIED;
     list_append(c, r);
-    if (!send_req(c, r))
-        broken_later(c, "cannot resend the request");
+    send_pending(c);
 }
 
 /* The head's sync arrived: all its results are in. */

@@ -200,20 +200,24 @@ void corm_pool_set_watch(corm_pool *p, corm_watch_fn *fn, void *ud)
 /* Fails every waiter and queued request with err. */
 static void fail_waiting(corm_pool *p, const corm_error *err)
 {
-    while (p->waiters) {
-        waiter *w = p->waiters;
-        p->waiters = w->next;
+    /* Detach first: a callback may acquire or submit again, and those new
+     * requests belong to the next round, not to this loop. */
+    waiter *w = p->waiters;
+    corm__req *r = p->queue_head;
+    p->waiters = NULL;
+    p->queue_head = p->queue_tail = NULL;
+    while (w) {
+        waiter *next = w->next;
         w->cb(w->ud, NULL, err);
         corm__free(&p->alloc, w, sizeof *w);
+        w = next;
     }
-    while (p->queue_head) {
-        corm__req *r = p->queue_head;
-        p->queue_head = r->next;
-        if (!p->queue_head)
-            p->queue_tail = NULL;
+    while (r) {
+        corm__req *next = r->next;
         if (r->done)
             r->done(r->ud, NULL, err);
         corm__req_free(&p->alloc, r);
+        r = next;
     }
 }
 
