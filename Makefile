@@ -1,0 +1,50 @@
+# Cormorant developer entry points. `make test` is what CI runs (.ci/run).
+#
+#   make deps      install Debian packages and .venv (scripts/install-deps.sh)
+#   make build     configure and build build/ (libcorm, C tests, C examples)
+#   make test      run every suite with pytest (builds build/ and build-asan/)
+#   make demo      run the C blog example against DATABASE_URL or a throwaway cluster
+#   make install   cmake --install build (PREFIX=/usr/local)
+#   make clean     remove the build directories (keeps .venv)
+#   make distclean also remove .venv and caches
+
+MAKEFLAGS += --no-print-directory
+
+PREFIX ?= /usr/local
+BUILD_DIR := build
+PYTHON := .venv/bin/python
+JOBS ?= 2
+# Same options as tests/cormtest.py's plain build, so neither reconfigures the other.
+WERROR := $(if $(filter-out 0 false no,$(CI)),ON,OFF)
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORM_ASAN=OFF -DCORM_UBSAN=OFF \
+	-DCORM_WERROR=$(WERROR) -DCORM_BUILD_TESTS=ON -DCORM_BUILD_EXAMPLES=ON
+
+.PHONY: deps build test demo install clean distclean
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: deps
+	$(PYTHON) -m pytest tests -q -rs
+
+demo: deps build
+	@if [ -n "$$DATABASE_URL" ]; then \
+		./$(BUILD_DIR)/examples/c/blog; \
+	else \
+		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog'; \
+	fi
+
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+	@if [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+clean:
+	rm -rf $(BUILD_DIR) build-*/
+
+distclean: clean
+	rm -rf .venv .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
