@@ -1,0 +1,600 @@
+/*
+ * convert.c - Python objects <-> corm_value: parameters in, cells out, and
+ * the one loop that turns a result into rows. All type logic of the Python
+ * binding lives here.
+ */
+#include "pycorm.h"
+
+#include <datetime.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DT(st) ((PyDateTime_CAPI *)(st)->dt)
+
+enum { USEC_PER_SEC = 1000000 };
+#define USEC_PER_DAY INT64_C(86400000000)
+/* Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
+#define PG_EPOCH_DAYS 10957
+
+/* ---- calendar (Howard Hinnant's days_from_civil / civil_from_days) ---- */
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+/* Which kinds libcore's encoder takes natively: bind a sample of each to a
+ * scratch query and see. The others go as text in their type's input
+ * syntax, which the server parses (same result, one parse more). */
+static unsigned probe_native_kinds(void)
+{
+    corm_query *q = NULL;
+    if (corm_query_sql(&q, "probe", NULL) < 0)
+        return 0;
+    unsigned bits = 0;
+    corm_value v;
+    for (int k = CORM_NUMERIC; k <= CORM_INTERVAL; k++) {
+        memset(&v, 0, sizeof v);
+        v.kind = (corm_kind)k;
+        if (k == CORM_NUMERIC) {
+            v.v.str.ptr = "1";
+            v.v.str.len = 1;
+        }
+        if (corm_query_bind(q, &v, NULL) == CORM_OK)
+            bits |= 1u << k;
+    }
+    corm_query_free(q);
+    return bits;
+}
+
+static PyObject *import_attr(const char *mod, const char *attr)
+{
+    PyObject *m = PyImport_ImportModule(mod);
+    if (!m)
+        return NULL;
+    PyObject *a = PyObject_GetAttrString(m, attr);
+    Py_DECREF(m);
+    return a;
+}
+
+int pycorm_convert_init(PyObject *module, pycorm_state *st)
+{
+    (void)PyDateTimeAPI; /* datetime.h's static; we keep the API in module state */
+    st->dt = PyCapsule_Import(PyDateTime_CAPSULE_NAME, 0);
+    if (!st->dt)
+        return -1;
+    PyDateTime_CAPI *api = DT(st);
+    st->utc = Py_NewRef(api->TimeZone_UTC);
+    st->timezone = import_attr("datetime", "timezone");
+    if (!st->timezone)
+        return -1;
+    st->date_max = PyObject_GetAttrString((PyObject *)api->DateType, "max");
+    st->date_min = PyObject_GetAttrString((PyObject *)api->DateType, "min");
+    st->datetime_max = api->DateTime_FromDateAndTime(9999, 12, 31, 23, 59, 59, 999999, st->utc,
+                                                     api->DateTimeType);
+    st->datetime_min =
+        api->DateTime_FromDateAndTime(1, 1, 1, 0, 0, 0, 0, st->utc, api->DateTimeType);
+    if (!st->date_max || !st->date_min || !st->datetime_max || !st->datetime_min)
+        return -1;
+    if (!(st->Decimal = import_attr("decimal", "Decimal")) ||
+        !(st->UUID = import_attr("uuid", "UUID")) ||
+        !(st->json_loads = import_attr("json", "loads")) ||
+        !(st->json_dumps = import_attr("json", "dumps")))
+        return -1;
+    st->native_kinds = probe_native_kinds();
+    return 0;
+}
+
+/* ---- parameters ---------------------------------------------------------- */
+
+static int bad_param(pycorm_state *st, Py_ssize_t i, const char *what, PyObject *o)
+{
+    pycorm_raise_code(st, CORM_EDATA, "parameter $%zd: %s (got %.100s)", i + 1, what,
+                      Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* Microseconds of a time of day. */
+static int64_t tod_usec(int h, int m, int s, int us)
+{
+    return ((int64_t)h * 3600 + m * 60 + s) * USEC_PER_SEC + us;
+}
+
+/* utcoffset() of a datetime or time as seconds east of UTC; 1 when aware,
+ * 0 when naive, -1 on error. */
+static int utc_offset(pycorm_state *st, PyObject *o, PyObject *tzinfo, int64_t *usec)
+{
+    if (tzinfo == Py_None)
+        return 0;
+    PyObject *off = PyObject_CallMethodNoArgs(o, st->s_utcoffset);
+    if (!off)
+        return -1;
+    if (off == Py_None) {
+        Py_DECREF(off);
+        return 0;
+    }
+    if (!PyObject_TypeCheck(off, DT(st)->DeltaType)) {
+        Py_DECREF(off);
+        PyErr_SetString(PyExc_TypeError, "utcoffset() did not return a timedelta");
+        return -1;
+    }
+    *usec = (int64_t)PyDateTime_DELTA_GET_DAYS(off) * USEC_PER_DAY +
+            (int64_t)PyDateTime_DELTA_GET_SECONDS(off) * USEC_PER_SEC +
+            PyDateTime_DELTA_GET_MICROSECONDS(off);
+    Py_DECREF(off);
+    return 1;
+}
+
+/* Formats usec since 2000-01-01 as "YYYY-MM-DD HH:MM:SS.ffffff". */
+static void format_timestamp(char *buf, size_t size, int64_t usec)
+{
+    int64_t days = floor_div(usec, USEC_PER_DAY);
+    int64_t tod = usec - days * USEC_PER_DAY;
+    int64_t y;
+    int m, d;
+    civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
+    snprintf(buf, size, "%04lld-%02d-%02d %02d:%02d:%02d.%06d", (long long)y, m, d,
+             (int)(tod / 3600000000LL), (int)(tod / 60000000 % 60), (int)(tod / 1000000 % 60),
+             (int)(tod % 1000000));
+}
+
+/* Binds v natively when libcore's encoder takes its kind, else as text in
+ * the type's input syntax (text) with the type's oid. */
+static int bind_value(pycorm_state *st, corm_query *q, corm_value *v, const char *text,
+                      uint32_t oid)
+{
+    corm_error err = CORM_ERROR_INIT;
+    corm_value t;
+    if (!(st->native_kinds & (1u << v->kind))) {
+        memset(&t, 0, sizeof t);
+        t.kind = CORM_TEXT;
+        t.oid = oid;
+        t.v.str.ptr = text;
+        t.v.str.len = strlen(text);
+        v = &t;
+    }
+    if (corm_query_bind(q, v, &err) < 0) {
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        return -1;
+    }
+    return 0;
+}
+
+static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
+{
+    PyDateTime_CAPI *api = DT(st);
+    corm_value v;
+    memset(&v, 0, sizeof v);
+    PyObject *tmp = NULL;
+    Py_buffer view = {0};
+    bool have_view = false;
+    char text[96];
+    text[0] = 0;
+    uint32_t text_oid = 0;
+
+    if (o == Py_None) {
+        v.kind = CORM_NULL;
+    } else if (PyBool_Check(o)) {
+        v.kind = CORM_BOOL;
+        v.v.b = o == Py_True;
+    } else if (PyLong_Check(o)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow)
+            return bad_param(st, i, "integer out of range for int8", o);
+        if (x == -1 && PyErr_Occurred())
+            return -1;
+        v.kind = CORM_INT;
+        v.v.i = x;
+    } else if (PyFloat_Check(o)) {
+        v.kind = CORM_FLOAT;
+        v.v.f = PyFloat_AS_DOUBLE(o);
+    } else if (PyUnicode_Check(o)) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!s)
+            return -1;
+        v.kind = CORM_TEXT;
+        v.v.str.ptr = s;
+        v.v.str.len = (size_t)n;
+    } else if (PyBytes_Check(o)) {
+        v.kind = CORM_BYTES;
+        v.v.str.ptr = PyBytes_AS_STRING(o);
+        v.v.str.len = (size_t)PyBytes_GET_SIZE(o);
+    } else if (PyByteArray_Check(o) || PyMemoryView_Check(o)) {
+        if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0)
+            return -1;
+        have_view = true;
+        v.kind = CORM_BYTES;
+        v.v.str.ptr = view.buf ? view.buf : "";
+        v.v.str.len = (size_t)view.len;
+    } else if (PyObject_TypeCheck(o, api->DateTimeType)) {
+        int64_t days = days_from_civil(PyDateTime_GET_YEAR(o), PyDateTime_GET_MONTH(o),
+                                       PyDateTime_GET_DAY(o)) -
+                       PG_EPOCH_DAYS;
+        int64_t usec = days * USEC_PER_DAY +
+                       tod_usec(PyDateTime_DATE_GET_HOUR(o), PyDateTime_DATE_GET_MINUTE(o),
+                                PyDateTime_DATE_GET_SECOND(o),
+                                PyDateTime_DATE_GET_MICROSECOND(o));
+        int64_t off = 0;
+        int aware = utc_offset(st, o, PyDateTime_DATE_GET_TZINFO(o), &off);
+        if (aware < 0)
+            return -1;
+        v.kind = aware ? CORM_TIMESTAMPTZ : CORM_TIMESTAMP;
+        v.v.i = usec - off;
+        format_timestamp(text, sizeof text, v.v.i);
+        if (aware)
+            strcat(text, "+00");
+        text_oid = aware ? CORM_OID_TIMESTAMPTZ : CORM_OID_TIMESTAMP;
+    } else if (PyObject_TypeCheck(o, api->DateType)) {
+        v.kind = CORM_DATE;
+        v.v.i = days_from_civil(PyDateTime_GET_YEAR(o), PyDateTime_GET_MONTH(o),
+                                PyDateTime_GET_DAY(o)) -
+                PG_EPOCH_DAYS;
+        snprintf(text, sizeof text, "%04d-%02d-%02d", PyDateTime_GET_YEAR(o),
+                 PyDateTime_GET_MONTH(o), PyDateTime_GET_DAY(o));
+        text_oid = CORM_OID_DATE;
+    } else if (PyObject_TypeCheck(o, api->TimeType)) {
+        int64_t usec = tod_usec(PyDateTime_TIME_GET_HOUR(o), PyDateTime_TIME_GET_MINUTE(o),
+                                PyDateTime_TIME_GET_SECOND(o),
+                                PyDateTime_TIME_GET_MICROSECOND(o));
+        int64_t off = 0;
+        int aware = utc_offset(st, o, PyDateTime_TIME_GET_TZINFO(o), &off);
+        if (aware < 0)
+            return -1;
+        int n = snprintf(text, sizeof text, "%02d:%02d:%02d.%06d",
+                         PyDateTime_TIME_GET_HOUR(o), PyDateTime_TIME_GET_MINUTE(o),
+                         PyDateTime_TIME_GET_SECOND(o), PyDateTime_TIME_GET_MICROSECOND(o));
+        if (aware) {
+            int64_t secs = off / USEC_PER_SEC, a = secs < 0 ? -secs : secs;
+            snprintf(text + n, sizeof text - (size_t)n, "%c%02d:%02d:%02d", secs < 0 ? '-' : '+',
+                     (int)(a / 3600), (int)(a / 60 % 60), (int)(a % 60));
+            v.kind = CORM_TIMETZ;
+            v.v.tz.usec = usec;
+            v.v.tz.zone = (int32_t)secs;
+            text_oid = CORM_OID_TIMETZ;
+        } else {
+            v.kind = CORM_TIME;
+            v.v.i = usec;
+            text_oid = CORM_OID_TIME;
+        }
+    } else if (PyObject_TypeCheck(o, api->DeltaType)) {
+        v.kind = CORM_INTERVAL;
+        v.v.interval.days = PyDateTime_DELTA_GET_DAYS(o);
+        v.v.interval.months = 0;
+        v.v.interval.usec = (int64_t)PyDateTime_DELTA_GET_SECONDS(o) * USEC_PER_SEC +
+                            PyDateTime_DELTA_GET_MICROSECONDS(o);
+        snprintf(text, sizeof text, "%d days %lld microseconds", v.v.interval.days,
+                 (long long)v.v.interval.usec);
+        text_oid = CORM_OID_INTERVAL;
+    } else if (PyObject_TypeCheck(o, (PyTypeObject *)st->Decimal)) {
+        tmp = PyObject_Str(o);
+        if (!tmp)
+            return -1;
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(tmp, &n);
+        if (!s)
+            goto fail;
+        if ((size_t)n >= sizeof text) {
+            /* Long numbers: bind the string itself. */
+            v.kind = CORM_TEXT;
+            v.oid = CORM_OID_NUMERIC;
+            v.v.str.ptr = s;
+            v.v.str.len = (size_t)n;
+        } else {
+            memcpy(text, s, (size_t)n + 1);
+            v.kind = CORM_NUMERIC;
+            v.v.str.ptr = text;
+            v.v.str.len = (size_t)n;
+            text_oid = CORM_OID_NUMERIC;
+        }
+    } else if (PyObject_TypeCheck(o, (PyTypeObject *)st->UUID)) {
+        tmp = PyObject_GetAttr(o, st->s_bytes);
+        if (!tmp)
+            return -1;
+        if (!PyBytes_Check(tmp) || PyBytes_GET_SIZE(tmp) != 16) {
+            bad_param(st, i, "UUID.bytes is not 16 bytes", o);
+            goto fail;
+        }
+        v.kind = CORM_UUID;
+        memcpy(v.v.uuid, PyBytes_AS_STRING(tmp), 16);
+    } else if (PyDict_Check(o) || PyList_Check(o)) {
+        tmp = PyObject_CallOneArg(st->json_dumps, o);
+        if (!tmp) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError) ||
+                PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear();
+                return bad_param(st, i, "cannot be encoded as JSON", o);
+            }
+            return -1;
+        }
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(tmp, &n);
+        if (!s)
+            goto fail;
+        v.kind = CORM_JSON;
+        v.v.str.ptr = s;
+        v.v.str.len = (size_t)n;
+    } else {
+        return bad_param(st, i, "unsupported parameter type", o);
+    }
+
+    int rc;
+    if (text_oid) {
+        rc = bind_value(st, q, &v, text, text_oid);
+    } else {
+        corm_error err = CORM_ERROR_INIT;
+        rc = corm_query_bind(q, &v, &err) < 0 ? -1 : 0;
+        if (rc < 0) {
+            pycorm_raise(st, &err);
+            corm_error_clear(&err);
+        }
+    }
+    if (have_view)
+        PyBuffer_Release(&view);
+    Py_XDECREF(tmp);
+    return rc;
+fail:
+    if (have_view)
+        PyBuffer_Release(&view);
+    Py_XDECREF(tmp);
+    return -1;
+}
+
+int pycorm_bind_args(pycorm_state *st, corm_query *q, PyObject *const *args, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (bind_one(st, q, args[i], i) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---- cells ---------------------------------------------------------------- */
+
+static PyObject *out_of_range(pycorm_state *st, const char *what)
+{
+    return pycorm_raise_code(st, CORM_EDATA, "%s is out of the range of Python's datetime",
+                             what);
+}
+
+static PyObject *make_date(pycorm_state *st, int64_t pgdays)
+{
+    if (pgdays == CORM_DATE_INFINITY)
+        return Py_NewRef(st->date_max);
+    if (pgdays == CORM_DATE_NEG_INFINITY)
+        return Py_NewRef(st->date_min);
+    int64_t y;
+    int m, d;
+    civil_from_days(pgdays + PG_EPOCH_DAYS, &y, &m, &d);
+    if (y < 1 || y > 9999)
+        return out_of_range(st, "date");
+    return DT(st)->Date_FromDate((int)y, m, d, DT(st)->DateType);
+}
+
+static PyObject *make_timestamp(pycorm_state *st, int64_t usec, PyObject *tz)
+{
+    if (usec == CORM_TIMESTAMP_INFINITY)
+        return Py_NewRef(st->datetime_max); /* aware; see README */
+    if (usec == CORM_TIMESTAMP_NEG_INFINITY)
+        return Py_NewRef(st->datetime_min);
+    int64_t days = floor_div(usec, USEC_PER_DAY);
+    int64_t tod = usec - days * USEC_PER_DAY;
+    int64_t y;
+    int m, d;
+    civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
+    if (y < 1 || y > 9999)
+        return out_of_range(st, "timestamp");
+    return DT(st)->DateTime_FromDateAndTime(
+        (int)y, m, d, (int)(tod / 3600000000LL), (int)(tod / 60000000 % 60),
+        (int)(tod / 1000000 % 60), (int)(tod % 1000000), tz, DT(st)->DateTimeType);
+}
+
+static PyObject *make_time(pycorm_state *st, int64_t usec, PyObject *tz)
+{
+    if (usec < 0 || usec > USEC_PER_DAY)
+        return out_of_range(st, "time");
+    if (usec == USEC_PER_DAY) /* 24:00:00 */
+        usec -= 1;
+    return DT(st)->Time_FromTime((int)(usec / 3600000000LL), (int)(usec / 60000000 % 60),
+                                 (int)(usec / 1000000 % 60), (int)(usec % 1000000), tz,
+                                 DT(st)->TimeType);
+}
+
+static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
+{
+    PyDateTime_CAPI *api = DT(st);
+    switch (v->kind) {
+    case CORM_NULL:
+        Py_RETURN_NONE;
+    case CORM_BOOL:
+        return PyBool_FromLong(v->v.b);
+    case CORM_INT:
+        return PyLong_FromLongLong(v->v.i);
+    case CORM_FLOAT:
+        return PyFloat_FromDouble(v->v.f);
+    case CORM_TEXT:
+        return PyUnicode_DecodeUTF8(v->v.str.ptr, (Py_ssize_t)v->v.str.len, NULL);
+    case CORM_NUMERIC: {
+        PyObject *s = PyUnicode_DecodeUTF8(v->v.str.ptr, (Py_ssize_t)v->v.str.len, NULL);
+        if (!s)
+            return NULL;
+        PyObject *d = PyObject_CallOneArg(st->Decimal, s);
+        Py_DECREF(s);
+        return d;
+    }
+    case CORM_DATE:
+        return make_date(st, v->v.i);
+    case CORM_TIME:
+        return make_time(st, v->v.i, Py_None);
+    case CORM_TIMETZ: {
+        PyObject *delta = api->Delta_FromDelta(0, v->v.tz.zone, 0, 1, api->DeltaType);
+        if (!delta)
+            return NULL;
+        PyObject *tz = api->TimeZone_FromTimeZone(delta, NULL);
+        Py_DECREF(delta);
+        if (!tz)
+            return NULL;
+        PyObject *t = make_time(st, v->v.tz.usec, tz);
+        Py_DECREF(tz);
+        return t;
+    }
+    case CORM_TIMESTAMP:
+        return make_timestamp(st, v->v.i, Py_None);
+    case CORM_TIMESTAMPTZ:
+        return make_timestamp(st, v->v.i, st->utc);
+    case CORM_INTERVAL: {
+        /* A month is 30 days here, as in PostgreSQL's own interval
+         * comparisons (and asyncpg): timedelta has no months. */
+        int64_t days = (int64_t)v->v.interval.days + (int64_t)v->v.interval.months * 30;
+        int64_t usec = v->v.interval.usec;
+        days += floor_div(usec, USEC_PER_DAY);
+        usec -= floor_div(usec, USEC_PER_DAY) * USEC_PER_DAY;
+        if (days > 999999999 || days < -999999999)
+            return out_of_range(st, "interval");
+        return api->Delta_FromDelta((int)days, (int)(usec / USEC_PER_SEC),
+                                    (int)(usec % USEC_PER_SEC), 1, api->DeltaType);
+    }
+    case CORM_UUID: {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)v->v.uuid, 16);
+        if (!b)
+            return NULL;
+        PyObject *kw = PyTuple_Pack(1, st->s_bytes);
+        if (!kw) {
+            Py_DECREF(b);
+            return NULL;
+        }
+        PyObject *args[1] = {b};
+        PyObject *u = PyObject_Vectorcall(st->UUID, args, 0, kw);
+        Py_DECREF(kw);
+        Py_DECREF(b);
+        return u;
+    }
+    case CORM_JSON: {
+        PyObject *s = PyUnicode_DecodeUTF8(v->v.str.ptr, (Py_ssize_t)v->v.str.len, NULL);
+        if (!s)
+            return NULL;
+        PyObject *j = PyObject_CallOneArg(st->json_loads, s);
+        Py_DECREF(s);
+        return j;
+    }
+    case CORM_ARRAY:
+        /* No element decoder in the public API yet: the wire bytes. */
+        return PyBytes_FromStringAndSize(v->v.array.ptr, (Py_ssize_t)v->v.array.len);
+    case CORM_BYTES:
+    case CORM_RAW:
+    default:
+        return PyBytes_FromStringAndSize(v->v.str.ptr, (Py_ssize_t)v->v.str.len);
+    }
+}
+
+PyObject *pycorm_cell(pycorm_state *st, const corm_result *r, int row, int col)
+{
+    corm_error err = CORM_ERROR_INIT;
+    int isnull = corm_result_isnull(r, row, col);
+    if (isnull == 1)
+        Py_RETURN_NONE;
+    corm_value v;
+    if (isnull < 0 || corm_result_get(r, row, col, &v, &err) < 0) {
+        if (!err.code)
+            err.code = CORM_EINTERNAL;
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        return NULL;
+    }
+    return value_to_py(st, &v);
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+static PyObject *make_row(pycorm_state *st, const corm_result *r, PyObject *desc, int row,
+                          int ncols)
+{
+    PyObject *obj = pycorm_row_new(st, desc, ncols);
+    if (!obj)
+        return NULL;
+    for (int c = 0; c < ncols; c++) {
+        PyObject *cell = pycorm_cell(st, r, row, c);
+        if (!cell) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+        pycorm_row_set(obj, c, cell);
+    }
+    return obj;
+}
+
+PyObject *pycorm_result_value(pycorm_state *st, const corm_result *r, int mode)
+{
+    int nrows = corm_result_nrows(r), ncols = corm_result_ncols(r);
+    switch (mode) {
+    case PYCORM_FETCHVAL:
+        if (nrows < 1 || ncols < 1)
+            Py_RETURN_NONE;
+        return pycorm_cell(st, r, 0, 0);
+    case PYCORM_EXECUTE: {
+        int64_t n = corm_result_affected(r);
+        return PyLong_FromLongLong(n < 0 ? 0 : n);
+    }
+    case PYCORM_NONE:
+        Py_RETURN_NONE;
+    case PYCORM_FETCHROW: {
+        if (nrows < 1)
+            Py_RETURN_NONE;
+        PyObject *desc = pycorm_row_desc(st, r);
+        if (!desc)
+            return NULL;
+        PyObject *row = make_row(st, r, desc, 0, ncols);
+        Py_DECREF(desc);
+        return row;
+    }
+    case PYCORM_FETCH:
+    default: {
+        PyObject *desc = pycorm_row_desc(st, r);
+        if (!desc)
+            return NULL;
+        PyObject *list = PyList_New(nrows);
+        if (!list) {
+            Py_DECREF(desc);
+            return NULL;
+        }
+        for (int i = 0; i < nrows; i++) {
+            PyObject *row = make_row(st, r, desc, i, ncols);
+            if (!row) {
+                Py_DECREF(list);
+                Py_DECREF(desc);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, i, row);
+        }
+        Py_DECREF(desc);
+        return list;
+    }
+    }
+}

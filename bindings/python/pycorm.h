@@ -1,0 +1,87 @@
+/*
+ * pycorm.h - the Python binding's shared definitions: module state, the
+ * error-mapping function, value conversion and the Row type.
+ */
+#ifndef PYCORM_H
+#define PYCORM_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdbool.h>
+
+#include "corm.h"
+
+/* Number of error classes in CORM_ERRNO_MAP (codes -1 .. -PYCORM_NCODES). */
+#define PYCORM_NCODES (-(CORM__ELAST) - 1)
+
+/* Everything the module keeps: no static PyObject * anywhere. */
+typedef struct pycorm_state {
+    PyTypeObject *PoolType;
+    PyTypeObject *ConnType;
+    PyTypeObject *RowType;
+    PyTypeObject *RequestType;
+    PyObject *Error;                    /* cormorant.Error */
+    PyObject *exc[PYCORM_NCODES + 1];   /* by -code; [0] unused */
+    /* Values. */
+    void *dt;                           /* PyDateTime_CAPI *, from its capsule (convert.c) */
+    PyObject *utc;                      /* datetime.timezone.utc */
+    PyObject *timezone;                 /* datetime.timezone */
+    PyObject *date_max, *date_min;      /* infinity and -infinity */
+    PyObject *datetime_max, *datetime_min;
+    PyObject *Decimal;                  /* decimal.Decimal */
+    PyObject *UUID;                     /* uuid.UUID */
+    PyObject *json_loads, *json_dumps;
+    PyObject *get_running_loop;         /* asyncio.get_running_loop */
+    /* Interned names. */
+    PyObject *s_create_future, *s_add_reader, *s_remove_reader, *s_add_writer,
+        *s_remove_writer, *s_call_at, *s_call_soon, *s_time, *s_cancel, *s_set_result,
+        *s_set_exception, *s_add_done_callback, *s_cancelled, *s_bytes, *s_int,
+        *s_utcoffset, *s_isoformat, *s_sqlstate, *s_detail, *s_hint, *s_code_name,
+        *s_code, *s_message, *s_is_safe;
+    /* Which value kinds libcore's encoder sends natively (bit per corm_kind),
+     * probed once at import; the others are sent as text for the server to
+     * parse. */
+    unsigned native_kinds;
+} pycorm_state;
+
+pycorm_state *pycorm_state_of_type(PyTypeObject *tp);
+
+/* The one function that turns a corm_error into a Python exception object
+ * (new reference, or NULL with an exception set when even that failed). */
+PyObject *pycorm_error_object(pycorm_state *st, const corm_error *err);
+/* Raises the exception for err; returns NULL for `return pycorm_raise(...)`. */
+PyObject *pycorm_raise(pycorm_state *st, const corm_error *err);
+/* Raises class code with a message (binding-side checks: misuse, data). */
+PyObject *pycorm_raise_code(pycorm_state *st, int code, const char *fmt, ...);
+
+/* convert.c */
+int pycorm_convert_init(PyObject *module, pycorm_state *st);
+/* Binds each item of args (a sequence of n objects) to q, in order.
+ * Raises cormorant.DataError (or TypeError for unsupported types) and
+ * returns -1 before anything is sent. */
+int pycorm_bind_args(pycorm_state *st, corm_query *q, PyObject *const *args, Py_ssize_t n);
+/* One cell as a Python object (new reference), or NULL with an exception. */
+PyObject *pycorm_cell(pycorm_state *st, const corm_result *r, int row, int col);
+
+/* How a completed result becomes the future's value. */
+enum pycorm_mode {
+    PYCORM_FETCH = 0,    /* list of Row */
+    PYCORM_FETCHROW = 1, /* first Row or None */
+    PYCORM_FETCHVAL = 2, /* first cell of the first row, or None */
+    PYCORM_EXECUTE = 3,  /* rows affected (int), or 0 when n/a */
+    PYCORM_NONE = 4,     /* None (transaction control) */
+};
+PyObject *pycorm_result_value(pycorm_state *st, const corm_result *r, int mode);
+
+/* row.c */
+int pycorm_row_init(PyObject *module, pycorm_state *st);
+/* The shared description of a result's columns: (names tuple, name->index dict). */
+PyObject *pycorm_row_desc(pycorm_state *st, const corm_result *r);
+/* A new Row with n items, all NULL; fill them with PYCORM_ROW_SET. */
+PyObject *pycorm_row_new(pycorm_state *st, PyObject *desc, Py_ssize_t n);
+void pycorm_row_set(PyObject *row, Py_ssize_t i, PyObject *v); /* steals v */
+
+/* pool.c */
+int pycorm_pool_init(PyObject *module, pycorm_state *st);
+
+#endif /* PYCORM_H */

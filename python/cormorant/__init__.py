@@ -1,0 +1,52 @@
+"""Cormorant: an async ORM for PostgreSQL whose engine is C (libcorm).
+
+    import cormorant as cm
+    db = await cm.connect("postgresql://user@localhost/app", min_size=1, max_size=10)
+    rows = await db.fetch("SELECT $1::int8 + 1 AS n", 41)    # [<Row n=42>]
+    async with db.transaction():
+        await db.execute("UPDATE t SET x = $1", 1)
+"""
+
+from ._core import LIBCORM_VERSION, Row
+from .database import Database, Transaction, connect, default_database
+from .errors import (
+    ConnectionError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    MultipleFound,
+    NotFound,
+    OperationalError,
+    OutOfMemory,
+    ProgrammingError,
+    QueryCanceled,
+    Timeout,
+    TransactionError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LIBCORM_VERSION",
+    "Database",
+    "Row",
+    "Transaction",
+    "connect",
+    "default_database",
+    "Error",
+    "ConnectionError",
+    "Timeout",
+    "QueryCanceled",
+    "IntegrityError",
+    "DataError",
+    "ProgrammingError",
+    "InterfaceError",
+    "OutOfMemory",
+    "InternalError",
+    "OperationalError",
+    "TransactionError",
+    "NotFound",
+    "MultipleFound",
+]
