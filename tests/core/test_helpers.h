@@ -301,4 +301,22 @@ static TH_UNUSED int th_backend_active(corm_conn *observer, int pid)
                         pid);
 }
 
+/* 1 when the server says c's session is outside any transaction block (a
+ * SAVEPOINT fails with 25P01), 0 when inside (the savepoint is released
+ * again). Asks the server, not the engine's bookkeeping. */
+static TH_UNUSED int th_server_idle(corm_conn *c)
+{
+    corm_error err = CORM_ERROR_INIT;
+    int rc = corm_conn_exec_sql(c, "SAVEPOINT corm_test_probe", NULL, &err);
+    if (rc < 0) {
+        CHECK_MSG(strcmp(err.sqlstate, "25P01") == 0, "SAVEPOINT probe: %s [%s]",
+                  err.message ? err.message : "?", err.sqlstate);
+        corm_error_clear(&err);
+        return 1;
+    }
+    rc = corm_conn_exec_sql(c, "RELEASE SAVEPOINT corm_test_probe", NULL, &err);
+    corm_error_clear(&err);
+    return 0;
+}
+
 #endif /* TEST_HELPERS_H */
