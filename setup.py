@@ -63,4 +63,8 @@ core = Extension(
     ),
 )
 
-setup(ext_modules=[core])
+setup(
+    ext_modules=[core],
+    # Not build/: that is CMake's build directory in this tree.
+    options={"build": {"build_base": "build-python"}},
+)

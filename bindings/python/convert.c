@@ -221,7 +221,12 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         const char *s = PyUnicode_AsUTF8AndSize(o, &n);
         if (!s)
             return -1;
+        /* Typed text, sent in binary: exactly its bytes. (Untyped text goes
+         * in libpq's text format, which wants NUL-terminated values that
+         * the engine does not guarantee yet; cast in SQL, `$1::int`, or
+         * pass the Python type the column has.) */
         v.kind = CORM_TEXT;
+        v.oid = CORM_OID_TEXT;
         v.v.str.ptr = s;
         v.v.str.len = (size_t)n;
     } else if (PyBytes_Check(o)) {
@@ -427,6 +432,59 @@ static PyObject *make_time(pycorm_state *st, int64_t usec, PyObject *tz)
                                  DT(st)->TimeType);
 }
 
+static PyObject *value_to_py(pycorm_state *st, const corm_value *v);
+
+#ifdef CORM_ARRAY_MAXDIM
+/* The items of dimension `dim` onwards as nested lists, walking a in order. */
+static PyObject *array_level(pycorm_state *st, corm_array *a, int dim)
+{
+    PyObject *list = PyList_New(a->dims[dim]);
+    if (!list)
+        return NULL;
+    for (int32_t i = 0; i < a->dims[dim]; i++) {
+        PyObject *item;
+        if (dim + 1 < a->ndim) {
+            item = array_level(st, a, dim + 1);
+        } else {
+            corm_value v;
+            corm_error err = CORM_ERROR_INIT;
+            int rc = corm_array_next(a, &v, &err);
+            if (rc < 0) {
+                pycorm_raise(st, &err);
+                corm_error_clear(&err);
+                item = NULL;
+            } else if (rc == 0) {
+                item = pycorm_raise_code(st, CORM_EDATA, "array has fewer items than its shape");
+            } else {
+                item = value_to_py(st, &v);
+            }
+        }
+        if (!item) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+/* An array as a list (nested lists for more dimensions; lower bounds are
+ * not kept). */
+static PyObject *array_to_py(pycorm_state *st, const corm_value *v)
+{
+    corm_array a;
+    corm_error err = CORM_ERROR_INIT;
+    if (corm_array_init(&a, v, &err) < 0) {
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        return NULL;
+    }
+    if (a.ndim == 0 || a.nitems == 0)
+        return PyList_New(0);
+    return array_level(st, &a, 0);
+}
+#endif
+
 static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
 {
     PyDateTime_CAPI *api = DT(st);
@@ -505,8 +563,12 @@ static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
         return j;
     }
     case CORM_ARRAY:
-        /* No element decoder in the public API yet: the wire bytes. */
+#ifdef CORM_ARRAY_MAXDIM
+        return array_to_py(st, v);
+#else
+        /* No element decoder in this libcorm: the wire bytes. */
         return PyBytes_FromStringAndSize(v->v.array.ptr, (Py_ssize_t)v->v.array.len);
+#endif
     case CORM_BYTES:
     case CORM_RAW:
     default:

@@ -148,18 +148,46 @@ static watch *find_watch(PoolObject *self, int fd, bool create)
     return w;
 }
 
-static void loop_call(PyObject *method, int fd, PyObject *cb)
+/* Calls loop.add_*(fd, cb, fd) or loop.remove_*(fd); 0, or -1 when it
+ * raised OSError (reported), -2 for other failures (reported). */
+static int loop_call(PyObject *method, int fd, PyObject *cb)
 {
     PyObject *pyfd = PyLong_FromLong(fd);
     if (!pyfd) {
         unraisable();
-        return;
+        return -2;
     }
     PyObject *args[3] = {pyfd, cb, pyfd};
     PyObject *r = PyObject_Vectorcall(method, args, cb ? 3 : 1, NULL);
     Py_DECREF(pyfd);
+    if (r) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (!cb && PyErr_ExceptionMatches(PyExc_OSError)) {
+        PyErr_Clear();
+        return -1;
+    }
+    unraisable();
+    return -2;
+}
+
+/* The engine may report a socket gone after libpq closed it. A selector
+ * loop then fails to drop the reader or writer alone (epoll_ctl on a closed
+ * fd), and would keep a stale key that a new socket of the same number
+ * inherits. Unregister the fd from the loop's selector directly: selector
+ * loops expose it as loop._selector; other loops never got here. */
+static void forget_closed_fd(PoolObject *self, int fd)
+{
+    PyObject *sel = PyObject_GetAttrString(self->loop, "_selector");
+    if (!sel) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *r = PyObject_CallMethod(sel, "unregister", "i", fd);
+    Py_DECREF(sel);
     if (!r)
-        unraisable();
+        PyErr_Clear(); /* KeyError: not registered any more */
     Py_XDECREF(r);
 }
 
@@ -174,14 +202,17 @@ static void on_watch(void *ud, int fd, int events)
     watch *w = find_watch(self, fd, events != 0);
     if (w) {
         bool want_read = events != 0, want_write = (events & CORM_WRITE) != 0;
+        bool failed = false;
+        if (!want_write && w->writing)
+            failed |= loop_call(self->remove_writer, fd, NULL) == -1;
+        if (!want_read && w->reading)
+            failed |= loop_call(self->remove_reader, fd, NULL) == -1;
+        if (failed)
+            forget_closed_fd(self, fd);
         if (want_read && !w->reading)
             loop_call(self->add_reader, fd, self->on_io);
-        else if (!want_read && w->reading)
-            loop_call(self->remove_reader, fd, NULL);
         if (want_write && !w->writing)
             loop_call(self->add_writer, fd, self->on_io);
-        else if (!want_write && w->writing)
-            loop_call(self->remove_writer, fd, NULL);
         w->reading = want_read;
         w->writing = want_write;
         if (!events)

@@ -1,0 +1,90 @@
+"""Fixtures for the Python package's tests.
+
+Importing this file makes sure the package in this tree is built and
+installed into the running interpreter (the .venv): `pip install
+--no-build-isolation --no-deps --no-index .`, run only when a source file
+changed since the last install (a hash in the venv), so it works offline
+and costs nothing on a second run. It happens at import, before the test
+modules are collected, because they `import cormorant` at the top.
+
+Fixtures:
+  url      the database URL (tests/conftest.py's database_url)
+  run      run(coro) -> its result, on a fresh event loop (asyncio.run)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = (
+    "setup.py",
+    "pyproject.toml",
+    "libcore/include/*.h",
+    "libcore/src/*.c",
+    "libcore/src/*.h",
+    "bindings/python/*.c",
+    "bindings/python/*.h",
+    "python/cormorant/*.py",
+    "python/cormorant/*.pyi",
+    "python/cormorant/py.typed",
+)
+
+
+def source_hash() -> str:
+    h = hashlib.sha256(sys.version.encode())
+    for pattern in SOURCES:
+        for p in sorted(ROOT.glob(pattern)):
+            if p.is_file():
+                h.update(str(p.relative_to(ROOT)).encode() + b"\0")
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def ensure_installed() -> None:
+    stamp = Path(sys.prefix) / ".cormorant-build.sha256"
+    want = source_hash()
+    if stamp.is_file() and stamp.read_text().strip() == want:
+        try:
+            spec = importlib.util.find_spec("cormorant._core")
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None and not str(spec.origin).startswith(str(ROOT / "python")):
+            return
+    cmd = [
+        sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
+        "--no-index", "--disable-pip-version-check", "-q", str(ROOT),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            "building and installing the Python package failed:\n"
+            f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+        )
+    stamp.write_text(want + "\n")
+    importlib.invalidate_caches()
+
+
+if os.environ.get("CORM_TEST_NO_INSTALL") != "1":
+    ensure_installed()
+
+
+@pytest.fixture(scope="session")
+def url(database_url: str) -> str:
+    return database_url
+
+
+@pytest.fixture
+def run():
+    def run(coro):
+        return asyncio.run(coro)
+
+    return run
