@@ -108,7 +108,28 @@ int pycorm_convert_init(PyObject *module, pycorm_state *st)
         !(st->json_dumps = import_attr("json", "dumps")))
         return -1;
     st->native_kinds = probe_native_kinds();
-    return 0;
+    /* For tests and the curious: kinds sent as text for the server to parse. */
+    static const char *const names[] = {"numeric", "date", "time", "timetz", "timestamp",
+                                        "timestamptz", "interval"};
+    PyObject *fallback = PyList_New(0);
+    if (!fallback)
+        return -1;
+    for (int k = CORM_NUMERIC; k <= CORM_INTERVAL; k++) {
+        if (st->native_kinds & (1u << k))
+            continue;
+        PyObject *n = PyUnicode_FromString(names[k - CORM_NUMERIC]);
+        if (!n || PyList_Append(fallback, n) < 0) {
+            Py_XDECREF(n);
+            Py_DECREF(fallback);
+            return -1;
+        }
+        Py_DECREF(n);
+    }
+    PyObject *t = PyList_AsTuple(fallback);
+    Py_DECREF(fallback);
+    int rc = t ? PyModule_AddObjectRef(module, "_PARAMS_AS_TEXT", t) : -1;
+    Py_XDECREF(t);
+    return rc;
 }
 
 /* ---- parameters ---------------------------------------------------------- */
