@@ -25,6 +25,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The tree to build from: this checkout, unless CORM_TEST_SOURCE_ROOT names
+# another (a clean export, while colleagues' half-done engine files sit in a
+# shared work tree).
+SOURCE_ROOT = Path(os.environ.get("CORM_TEST_SOURCE_ROOT") or ROOT).resolve()
 SOURCES = (
     "setup.py",
     "pyproject.toml",
@@ -42,9 +46,9 @@ SOURCES = (
 def source_hash() -> str:
     h = hashlib.sha256(sys.version.encode())
     for pattern in SOURCES:
-        for p in sorted(ROOT.glob(pattern)):
+        for p in sorted(SOURCE_ROOT.glob(pattern)):
             if p.is_file():
-                h.update(str(p.relative_to(ROOT)).encode() + b"\0")
+                h.update(str(p.relative_to(SOURCE_ROOT)).encode() + b"\0")
                 h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -57,13 +61,13 @@ def ensure_installed() -> None:
             spec = importlib.util.find_spec("cormorant._core")
         except ModuleNotFoundError:
             spec = None
-        if spec is not None and not str(spec.origin).startswith(str(ROOT / "python")):
+        if spec is not None and not str(spec.origin).startswith(str(SOURCE_ROOT / "python")):
             return
     cmd = [
         sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
-        "--no-index", "--disable-pip-version-check", "-q", str(ROOT),
+        "--no-index", "--disable-pip-version-check", "-q", str(SOURCE_ROOT),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=SOURCE_ROOT)
     if proc.returncode != 0:
         raise RuntimeError(
             "building and installing the Python package failed:\n"
@@ -73,8 +77,7 @@ def ensure_installed() -> None:
     importlib.invalidate_caches()
 
 
-if os.environ.get("CORM_TEST_NO_INSTALL") != "1":
-    ensure_installed()
+ensure_installed()
 
 
 @pytest.fixture(scope="session")
