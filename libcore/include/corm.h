@@ -176,8 +176,8 @@ typedef enum corm_kind {
     CORM_NULL = 0,
     CORM_BOOL,        /* v.b */
     CORM_INT,         /* v.i: int2, int4, int8, oid */
-    CORM_FLOAT,       /* v.f: float4, float8 */
-    CORM_TEXT,        /* v.str: text, varchar, char, name, enums, json (text) */
+    CORM_FLOAT,       /* v.f: float4, float8 (NaN and infinities included) */
+    CORM_TEXT,        /* v.str: text, varchar, char(n), name, "char", json (text) */
     CORM_BYTES,       /* v.str: bytea */
     CORM_NUMERIC,     /* v.str: exact decimal string, e.g. "-12.50", "NaN", "Infinity" */
     CORM_DATE,        /* v.i: days since 2000-01-01 (PostgreSQL epoch) */
@@ -188,8 +188,9 @@ typedef enum corm_kind {
     CORM_INTERVAL,    /* v.interval */
     CORM_UUID,        /* v.uuid: 16 bytes */
     CORM_JSON,        /* v.str: JSON text (json and jsonb) */
-    CORM_ARRAY,       /* v.array: see codec functions */
+    CORM_ARRAY,       /* v.array: an array's wire bytes; walk it with corm_array_init */
     CORM_RAW,         /* v.str: bytes of a type libcorm does not decode; oid says which */
+    CORM_ARRAY_ITEMS, /* v.items: an array parameter built from C values (bind only) */
     CORM__KIND_LAST
 } corm_kind;
 
@@ -199,6 +200,51 @@ typedef enum corm_kind {
 #define CORM_DATE_INFINITY INT32_MAX
 #define CORM_DATE_NEG_INFINITY INT32_MIN
 
+/* Most dimensions an array can have (PostgreSQL's MAXDIM). */
+#define CORM_ARRAY_MAXDIM 6
+
+/*
+ * One cell or parameter. Strings are not NUL-terminated in general, though
+ * every string decoded from a result is followed by a NUL byte (libpq's, or
+ * libcorm's for numeric text), so v.str.ptr is also a C string there.
+ *
+ * Decoding, per type:
+ *  - text, varchar, bpchar, name, unknown: CORM_TEXT. char(n) keeps the
+ *    server's blank padding. "char" is CORM_TEXT of one byte, or of zero
+ *    bytes for the NUL "char".
+ *  - numeric: CORM_NUMERIC, the text PostgreSQL itself prints ("0.00",
+ *    "0.00000000000000000001", "NaN", "Infinity", "-Infinity"). The text is
+ *    stored in the result and lives as long as it: each corm_result_get of
+ *    a numeric cell adds its text to the result's memory.
+ *  - date: CORM_DATE; time: CORM_TIME; timestamp(tz): CORM_TIMESTAMP(TZ);
+ *    infinities are CORM_DATE_(NEG_)INFINITY and CORM_TIMESTAMP_(NEG_)INFINITY.
+ *    corm_date_to_civil and corm_timestamp_to_civil give the calendar.
+ *  - timetz: CORM_TIMETZ, v.tz.zone in seconds east of UTC (+02 is 7200;
+ *    PostgreSQL's own wire field counts west, libcorm converts).
+ *  - json: CORM_JSON (the text); jsonb: CORM_JSON (the text after the
+ *    version byte).
+ *  - arrays of the types above (and int2vector, oidvector): CORM_ARRAY.
+ *  - enums and every other type: CORM_RAW with the type's oid. An enum's
+ *    binary form is its label's text, so C users may treat the bytes of an
+ *    enum column as text. An array of enums arrives as CORM_RAW too (its
+ *    type oid is not built in): corm_array_init accepts it.
+ *
+ * Binding (corm_query_bind): `oid` names the wire type, 0 picks the kind's
+ * default (bool, int8, float8, text (untyped: the server infers), bytea,
+ * numeric, date, time, timetz, timestamp, timestamptz, interval, uuid,
+ * jsonb). A value that does not fit the type fails with CORM_EDATA: an
+ * integer out of the type's range, a float that overflows float4 or is not
+ * integral for an integer type, malformed numeric text, text with a NUL
+ * byte, a date or timestamp out of PostgreSQL's range. Conversions that are
+ * exact are allowed: an integer to numeric, float4/8 (when exact); a float
+ * to numeric (its shortest round-trip decimal) or to an integer type (when
+ * integral). CORM_TEXT with a non-text oid is sent as text for the server
+ * to parse, so a CORM_TEXT with oid 0 can bind an enum, or anything else
+ * whose text form you hold.
+ *
+ * Layout: CORM_ARRAY_ITEMS and array.ctx_ were added in 0.1; the union is
+ * four words (corm_value is 40 bytes on LP64).
+ */
 typedef struct corm_value {
     corm_kind kind;
     uint32_t oid;          /* the PostgreSQL type; as a parameter, 0 = default for kind */
@@ -210,7 +256,30 @@ typedef struct corm_value {
         struct { int64_t usec; int32_t zone; } tz;     /* zone: seconds east of UTC */
         struct { int64_t usec; int32_t days; int32_t months; } interval;
         uint8_t uuid[16];
-        struct { const char *ptr; size_t len; uint32_t elem_oid; } array; /* wire bytes */
+        /* CORM_ARRAY: the wire bytes (header, then elements). ctx_ is
+         * private: the result's storage for element text. As a parameter
+         * the bytes are sent as they are (after a structural check). */
+        struct { const char *ptr; size_t len; uint32_t elem_oid; const void *ctx_; } array;
+        /*
+         * CORM_ARRAY_ITEMS, parameters only: ndim (0..CORM_ARRAY_MAXDIM)
+         * dimensions of dims[i] items each, lower bounds lbounds[i] (NULL:
+         * all 1), items in row-major order (the last subscript varies
+         * fastest), NULL elements as CORM_NULL items. elem_oid is the
+         * element type; 0 takes it from the value's oid (an array type) or
+         * else from the first non-NULL item's kind (text if all are NULL).
+         * The array type sent is `oid`, else the built-in array of elem_oid,
+         * else 0 (the server infers it; e.g. an array of an enum). Items of
+         * kind CORM_TEXT whose elem_oid is not built in (an enum) are sent as
+         * their bytes, which is an enum's binary form. Every item must fit
+         * elem_oid, as a scalar would; items are encoded at bind time.
+         */
+        struct {
+            const struct corm_value *items;
+            const int32_t *dims;
+            const int32_t *lbounds;
+            int32_t ndim;
+            uint32_t elem_oid;
+        } items;
     } v;
 } corm_value;
 
@@ -221,9 +290,11 @@ typedef struct corm_value {
 #define CORM_OID_NAME 19
 #define CORM_OID_INT8 20
 #define CORM_OID_INT2 21
+#define CORM_OID_INT2VECTOR 22
 #define CORM_OID_INT4 23
 #define CORM_OID_TEXT 25
 #define CORM_OID_OID 26
+#define CORM_OID_OIDVECTOR 30
 #define CORM_OID_JSON 114
 #define CORM_OID_FLOAT4 700
 #define CORM_OID_FLOAT8 701
@@ -239,6 +310,104 @@ typedef struct corm_value {
 #define CORM_OID_NUMERIC 1700
 #define CORM_OID_UUID 2950
 #define CORM_OID_JSONB 3802
+/* Their array types. */
+#define CORM_OID_JSON_ARRAY 199
+#define CORM_OID_BOOL_ARRAY 1000
+#define CORM_OID_BYTEA_ARRAY 1001
+#define CORM_OID_CHAR_ARRAY 1002
+#define CORM_OID_NAME_ARRAY 1003
+#define CORM_OID_INT2_ARRAY 1005
+#define CORM_OID_INT4_ARRAY 1007
+#define CORM_OID_TEXT_ARRAY 1009
+#define CORM_OID_BPCHAR_ARRAY 1014
+#define CORM_OID_VARCHAR_ARRAY 1015
+#define CORM_OID_INT8_ARRAY 1016
+#define CORM_OID_FLOAT4_ARRAY 1021
+#define CORM_OID_FLOAT8_ARRAY 1022
+#define CORM_OID_OID_ARRAY 1028
+#define CORM_OID_TIMESTAMP_ARRAY 1115
+#define CORM_OID_DATE_ARRAY 1182
+#define CORM_OID_TIME_ARRAY 1183
+#define CORM_OID_TIMESTAMPTZ_ARRAY 1185
+#define CORM_OID_INTERVAL_ARRAY 1187
+#define CORM_OID_NUMERIC_ARRAY 1231
+#define CORM_OID_TIMETZ_ARRAY 1270
+#define CORM_OID_UUID_ARRAY 2951
+#define CORM_OID_JSONB_ARRAY 3807
+
+/*
+ * A walk over a decoded array: its shape, and its elements one at a time.
+ * Caller-owned (declare one on the stack); holds nothing to free. It
+ * borrows the value's bytes: valid while the result they came from lives.
+ */
+typedef struct corm_array {
+    int ndim;                            /* 0 for an empty array */
+    uint32_t elem_oid;                   /* the elements' type */
+    int32_t dims[CORM_ARRAY_MAXDIM];     /* items along each dimension */
+    int32_t lbounds[CORM_ARRAY_MAXDIM];  /* first subscript of each (usually 1) */
+    size_t nitems;                       /* product of dims; 0 when empty */
+    bool has_nulls;                      /* the server's flag: some item is NULL */
+    /* private */
+    const char *body_, *end_, *pos_;
+    size_t next_;
+    void (*decode_)(void);
+    const void *ctx_;
+    void *reserved_[2];
+} corm_array;
+
+/*
+ * Reads the header of array v (CORM_ARRAY, or CORM_RAW holding an array of
+ * a type not built in, such as an enum array) and checks the whole layout:
+ * CORM_EDATA for malformed bytes, CORM_EMISUSE when v is neither kind.
+ * Then a->ndim, dims, lbounds, nitems describe the array.
+ */
+CORM_API int corm_array_init(corm_array *a, const corm_value *v, corm_error *err);
+/*
+ * Decodes the next item, in row-major order (the last subscript varies
+ * fastest), into *out, as a cell of type a->elem_oid would decode (NULL
+ * items as CORM_NULL). Returns 1 with an item, 0 after the last one,
+ * CORM_EDATA for an item that does not decode (the walk may continue past
+ * it). Strings point into the result, as for corm_result_get.
+ */
+CORM_API int corm_array_next(corm_array *a, corm_value *out, corm_error *err);
+/*
+ * Decodes item i (0 <= i < nitems, row-major) into *out. Walking forward
+ * is O(1) per item; going back restarts from the first item. Returns
+ * CORM_OK, CORM_EMISUSE for i out of range, CORM_EDATA as corm_array_next.
+ */
+CORM_API int corm_array_get(corm_array *a, size_t i, corm_value *out, corm_error *err);
+
+/*
+ * A calendar date and time of day, for C users converting CORM_DATE,
+ * CORM_TIMESTAMP and CORM_TIMESTAMPTZ (the latter is UTC). The calendar is
+ * proleptic Gregorian, as PostgreSQL's; years are astronomical: 0 is 1 BC,
+ * -1 is 2 BC (PostgreSQL prints year y <= 0 as "1-y BC").
+ */
+typedef struct corm_datetime {
+    int32_t year;
+    int32_t month;   /* 1..12 */
+    int32_t day;     /* 1..31 */
+    int32_t hour;    /* 0..23 */
+    int32_t minute;  /* 0..59 */
+    int32_t second;  /* 0..59 */
+    int32_t usec;    /* 0..999999 */
+} corm_datetime;
+
+/* Days since 2000-01-01 to a calendar date (time fields zero). CORM_EDATA
+ * for the infinities and days outside PostgreSQL's date range
+ * (4714-11-24 BC .. 5874897-12-31). Pure. */
+CORM_API int corm_date_to_civil(int64_t days, corm_datetime *out, corm_error *err);
+/* A calendar date (time fields ignored) to days since 2000-01-01.
+ * CORM_EDATA for an invalid date or one outside PostgreSQL's range. */
+CORM_API int corm_date_from_civil(const corm_datetime *dt, int64_t *days, corm_error *err);
+/* Microseconds since 2000-01-01 00:00 to a calendar date and time.
+ * CORM_EDATA for the infinities and values outside PostgreSQL's timestamp
+ * range (4714-11-24 00:00 BC .. 294276-12-31 23:59:59.999999). Pure. */
+CORM_API int corm_timestamp_to_civil(int64_t usec, corm_datetime *out, corm_error *err);
+/* A calendar date and time to microseconds since 2000-01-01 00:00.
+ * CORM_EDATA for invalid fields or a value outside the timestamp range. */
+CORM_API int corm_timestamp_from_civil(const corm_datetime *dt, int64_t *usec,
+                                       corm_error *err);
 
 /* ------------------------------------------------------------------------
  * Queries

@@ -104,11 +104,32 @@ int64_t corm__now_ms(void);
 /* ---- codecs ---------------------------------------------------------- */
 
 /*
+ * Scratch storage for decoders whose output is not a view of the wire bytes
+ * (numeric's decimal text). Owned by a corm_result and freed with it, so
+ * what a decoder writes here lives exactly as long as the result's own
+ * bytes. Bump allocation in blocks: nothing is freed one by one.
+ */
+typedef struct corm__arena_block corm__arena_block;
+typedef struct corm__arena {
+    corm__alloc alloc;
+    corm__arena_block *head;    /* the block being filled, then older ones */
+} corm__arena;
+
+void corm__arena_init(corm__arena *ar, const corm__alloc *a);
+/* n bytes that live until corm__arena_free; NULL on OOM or when ar is NULL
+ * (a caller decoding without storage). */
+void *corm__arena_alloc(corm__arena *ar, size_t n);
+void corm__arena_free(corm__arena *ar);
+
+/*
  * Decodes one binary cell of type `oid` into *out. Bounds-checked: malformed
- * bytes give CORM_EDATA, never a read past buf+len. Strings point into buf.
+ * bytes give CORM_EDATA, never a read past buf+len. Strings point into buf,
+ * or into scratch for types whose text is computed (numeric); arrays keep
+ * scratch so their elements can be decoded later. scratch may be NULL, in
+ * which case those decoders fail with CORM_ENOMEM.
  */
 typedef int corm__decode_fn(const char *buf, size_t len, uint32_t oid, corm_value *out,
-                            corm_error *err);
+                            corm__arena *scratch, corm_error *err);
 
 /* The decoder for a type, chosen once per column. Never NULL: unknown types
  * get the raw decoder (CORM_RAW with the bytes). */
@@ -118,10 +139,33 @@ corm__decode_fn *corm__decoder_for(uint32_t oid);
  * Encodes v for the wire, appending its bytes to *out. Sets *oid (the type
  * the server is told; 0 lets the server infer) and *format (1 binary, 0
  * text). *is_null is set for NULL, with nothing appended. CORM_EDATA when
- * the value does not fit the requested type.
+ * the value does not fit the requested type. On failure *out may hold a
+ * partial value past its old length: the caller truncates it.
  */
 int corm__encode(const corm_value *v, corm__buf *out, const corm__alloc *a, uint32_t *oid,
                  int *format, bool *is_null, corm_error *err);
+
+/* Element type of a built-in array type, or 0. */
+uint32_t corm__array_elem_oid(uint32_t array_oid);
+/* Array type of a built-in element type, or 0. */
+uint32_t corm__array_oid_of(uint32_t elem_oid);
+
+/* Per-type codecs, split by family (codec_numeric.c, codec_time.c,
+ * codec_array.c); codec.c dispatches to them. */
+corm__decode_fn corm__dec_numeric, corm__dec_date, corm__dec_time, corm__dec_timetz,
+    corm__dec_timestamp, corm__dec_interval, corm__dec_array;
+/* A decimal string (PostgreSQL's numeric input syntax) or an integer as
+ * numeric's binary form; CORM_EDATA for malformed or unrepresentable text. */
+int corm__enc_numeric_str(const char *s, size_t n, corm__buf *out, const corm__alloc *a,
+                          corm_error *err);
+int corm__enc_numeric_int(int64_t i, corm__buf *out, const corm__alloc *a, corm_error *err);
+int corm__enc_time(const corm_value *v, corm__buf *out, const corm__alloc *a, uint32_t *oid,
+                   corm_error *err);
+int corm__enc_array(const corm_value *v, corm__buf *out, const corm__alloc *a, uint32_t *oid,
+                    corm_error *err);
+/* Appends the big-endian nbytes low bytes of v. */
+int corm__put_be(corm__buf *out, const corm__alloc *a, uint64_t v, int nbytes,
+                 corm_error *err);
 
 /* ---- queries --------------------------------------------------------- */
 
@@ -152,6 +196,9 @@ struct corm_result {
     int64_t affected;
     corm__decode_fn **decoders; /* one per column, chosen from the OID once */
     corm__decode_fn *inline_decoders[16];
+    /* Decoded text (numerics). corm_result_get is const: the arena is a
+     * cache of derived output, written through a cast, never the rows. */
+    corm__arena scratch;
 };
 
 /* Wraps pg (taking it); NULL on OOM (pg is then cleared). */

@@ -16,6 +16,7 @@ corm_result *corm__result_new(const corm__alloc *a, PGresult *pg)
     }
     r->alloc = *a;
     r->pg = pg;
+    corm__arena_init(&r->scratch, a);
     r->nrows = PQntuples(pg);
     r->ncols = PQnfields(pg);
     const char *tuples = PQcmdTuples(pg);
@@ -41,6 +42,7 @@ void corm_result_free(corm_result *r)
         return;
     corm__alloc a = r->alloc;
     PQclear(r->pg);
+    corm__arena_free(&r->scratch);
     if (r->decoders != r->inline_decoders)
         corm__free(&a, r->decoders, (size_t)r->ncols * sizeof *r->decoders);
     corm__free(&a, r, sizeof *r);
@@ -131,7 +133,7 @@ int corm_result_get(const corm_result *r, int row, int col, corm_value *out, cor
     }
     const char *b = PQgetvalue(r->pg, row, col);
     size_t n = (size_t)PQgetlength(r->pg, row, col);
-    return r->decoders[col](b, n, oid, out, err);
+    return r->decoders[col](b, n, oid, out, (corm__arena *)&r->scratch, err);
 }
 
 /* Decodes a cell that must not be NULL. */
