@@ -49,30 +49,6 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 /* ---- setup -------------------------------------------------------------- */
 
-/* Which kinds libcore's encoder takes natively: bind a sample of each to a
- * scratch query and see. The others go as text in their type's input
- * syntax, which the server parses (same result, one parse more). */
-static unsigned probe_native_kinds(void)
-{
-    corm_query *q = NULL;
-    if (corm_query_sql(&q, "probe", NULL) < 0)
-        return 0;
-    unsigned bits = 0;
-    corm_value v;
-    for (int k = CORM_NUMERIC; k <= CORM_INTERVAL; k++) {
-        memset(&v, 0, sizeof v);
-        v.kind = (corm_kind)k;
-        if (k == CORM_NUMERIC) {
-            v.v.str.ptr = "1";
-            v.v.str.len = 1;
-        }
-        if (corm_query_bind(q, &v, NULL) == CORM_OK)
-            bits |= 1u << k;
-    }
-    corm_query_free(q);
-    return bits;
-}
-
 static PyObject *import_attr(const char *mod, const char *attr)
 {
     PyObject *m = PyImport_ImportModule(mod);
@@ -107,29 +83,7 @@ int pycorm_convert_init(PyObject *module, pycorm_state *st)
         !(st->json_loads = import_attr("json", "loads")) ||
         !(st->json_dumps = import_attr("json", "dumps")))
         return -1;
-    st->native_kinds = probe_native_kinds();
-    /* For tests and the curious: kinds sent as text for the server to parse. */
-    static const char *const names[] = {"numeric", "date", "time", "timetz", "timestamp",
-                                        "timestamptz", "interval"};
-    PyObject *fallback = PyList_New(0);
-    if (!fallback)
-        return -1;
-    for (int k = CORM_NUMERIC; k <= CORM_INTERVAL; k++) {
-        if (st->native_kinds & (1u << k))
-            continue;
-        PyObject *n = PyUnicode_FromString(names[k - CORM_NUMERIC]);
-        if (!n || PyList_Append(fallback, n) < 0) {
-            Py_XDECREF(n);
-            Py_DECREF(fallback);
-            return -1;
-        }
-        Py_DECREF(n);
-    }
-    PyObject *t = PyList_AsTuple(fallback);
-    Py_DECREF(fallback);
-    int rc = t ? PyModule_AddObjectRef(module, "_PARAMS_AS_TEXT", t) : -1;
-    Py_XDECREF(t);
-    return rc;
+    return 0;
 }
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -172,42 +126,6 @@ static int utc_offset(pycorm_state *st, PyObject *o, PyObject *tzinfo, int64_t *
     return 1;
 }
 
-/* Formats usec since 2000-01-01 as "YYYY-MM-DD HH:MM:SS.ffffff". */
-static void format_timestamp(char *buf, size_t size, int64_t usec)
-{
-    int64_t days = floor_div(usec, USEC_PER_DAY);
-    int64_t tod = usec - days * USEC_PER_DAY;
-    int64_t y;
-    int m, d;
-    civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
-    snprintf(buf, size, "%04lld-%02d-%02d %02d:%02d:%02d.%06d", (long long)y, m, d,
-             (int)(tod / 3600000000LL), (int)(tod / 60000000 % 60), (int)(tod / 1000000 % 60),
-             (int)(tod % 1000000));
-}
-
-/* Binds v natively when libcore's encoder takes its kind, else as text in
- * the type's input syntax (text) with the type's oid. */
-static int bind_value(pycorm_state *st, corm_query *q, corm_value *v, const char *text,
-                      uint32_t oid)
-{
-    corm_error err = CORM_ERROR_INIT;
-    corm_value t;
-    if (!(st->native_kinds & (1u << v->kind))) {
-        memset(&t, 0, sizeof t);
-        t.kind = CORM_TEXT;
-        t.oid = oid;
-        t.v.str.ptr = text;
-        t.v.str.len = strlen(text);
-        v = &t;
-    }
-    if (corm_query_bind(q, v, &err) < 0) {
-        pycorm_raise(st, &err);
-        corm_error_clear(&err);
-        return -1;
-    }
-    return 0;
-}
-
 static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
 {
     PyDateTime_CAPI *api = DT(st);
@@ -216,9 +134,7 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
     PyObject *tmp = NULL;
     Py_buffer view = {0};
     bool have_view = false;
-    char text[96];
-    text[0] = 0;
-    uint32_t text_oid = 0;
+    int rc = -1;
 
     if (o == Py_None) {
         v.kind = CORM_NULL;
@@ -273,20 +189,14 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         int aware = utc_offset(st, o, PyDateTime_DATE_GET_TZINFO(o), &off);
         if (aware < 0)
             return -1;
+        /* Aware: the instant, in UTC, as timestamptz; naive: timestamp. */
         v.kind = aware ? CORM_TIMESTAMPTZ : CORM_TIMESTAMP;
         v.v.i = usec - off;
-        format_timestamp(text, sizeof text, v.v.i);
-        if (aware)
-            strcat(text, "+00");
-        text_oid = aware ? CORM_OID_TIMESTAMPTZ : CORM_OID_TIMESTAMP;
     } else if (PyObject_TypeCheck(o, api->DateType)) {
         v.kind = CORM_DATE;
         v.v.i = days_from_civil(PyDateTime_GET_YEAR(o), PyDateTime_GET_MONTH(o),
                                 PyDateTime_GET_DAY(o)) -
                 PG_EPOCH_DAYS;
-        snprintf(text, sizeof text, "%04d-%02d-%02d", PyDateTime_GET_YEAR(o),
-                 PyDateTime_GET_MONTH(o), PyDateTime_GET_DAY(o));
-        text_oid = CORM_OID_DATE;
     } else if (PyObject_TypeCheck(o, api->TimeType)) {
         int64_t usec = tod_usec(PyDateTime_TIME_GET_HOUR(o), PyDateTime_TIME_GET_MINUTE(o),
                                 PyDateTime_TIME_GET_SECOND(o),
@@ -295,21 +205,13 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         int aware = utc_offset(st, o, PyDateTime_TIME_GET_TZINFO(o), &off);
         if (aware < 0)
             return -1;
-        int n = snprintf(text, sizeof text, "%02d:%02d:%02d.%06d",
-                         PyDateTime_TIME_GET_HOUR(o), PyDateTime_TIME_GET_MINUTE(o),
-                         PyDateTime_TIME_GET_SECOND(o), PyDateTime_TIME_GET_MICROSECOND(o));
         if (aware) {
-            int64_t secs = off / USEC_PER_SEC, a = secs < 0 ? -secs : secs;
-            snprintf(text + n, sizeof text - (size_t)n, "%c%02d:%02d:%02d", secs < 0 ? '-' : '+',
-                     (int)(a / 3600), (int)(a / 60 % 60), (int)(a % 60));
             v.kind = CORM_TIMETZ;
             v.v.tz.usec = usec;
-            v.v.tz.zone = (int32_t)secs;
-            text_oid = CORM_OID_TIMETZ;
+            v.v.tz.zone = (int32_t)(off / USEC_PER_SEC);
         } else {
             v.kind = CORM_TIME;
             v.v.i = usec;
-            text_oid = CORM_OID_TIME;
         }
     } else if (PyObject_TypeCheck(o, api->DeltaType)) {
         v.kind = CORM_INTERVAL;
@@ -317,37 +219,25 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         v.v.interval.months = 0;
         v.v.interval.usec = (int64_t)PyDateTime_DELTA_GET_SECONDS(o) * USEC_PER_SEC +
                             PyDateTime_DELTA_GET_MICROSECONDS(o);
-        snprintf(text, sizeof text, "%d days %lld microseconds", v.v.interval.days,
-                 (long long)v.v.interval.usec);
-        text_oid = CORM_OID_INTERVAL;
     } else if (PyObject_TypeCheck(o, (PyTypeObject *)st->Decimal)) {
+        /* The exact decimal text ("12.50", "1E+3", "NaN"); libcorm parses it. */
         tmp = PyObject_Str(o);
         if (!tmp)
             return -1;
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(tmp, &n);
         if (!s)
-            goto fail;
-        if ((size_t)n >= sizeof text) {
-            /* Long numbers: bind the string itself. */
-            v.kind = CORM_TEXT;
-            v.oid = CORM_OID_NUMERIC;
-            v.v.str.ptr = s;
-            v.v.str.len = (size_t)n;
-        } else {
-            memcpy(text, s, (size_t)n + 1);
-            v.kind = CORM_NUMERIC;
-            v.v.str.ptr = text;
-            v.v.str.len = (size_t)n;
-            text_oid = CORM_OID_NUMERIC;
-        }
+            goto done;
+        v.kind = CORM_NUMERIC;
+        v.v.str.ptr = s;
+        v.v.str.len = (size_t)n;
     } else if (PyObject_TypeCheck(o, (PyTypeObject *)st->UUID)) {
         tmp = PyObject_GetAttr(o, st->s_bytes);
         if (!tmp)
             return -1;
         if (!PyBytes_Check(tmp) || PyBytes_GET_SIZE(tmp) != 16) {
             bad_param(st, i, "UUID.bytes is not 16 bytes", o);
-            goto fail;
+            goto done;
         }
         v.kind = CORM_UUID;
         memcpy(v.v.uuid, PyBytes_AS_STRING(tmp), 16);
@@ -364,7 +254,7 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(tmp, &n);
         if (!s)
-            goto fail;
+            goto done;
         v.kind = CORM_JSON;
         v.v.str.ptr = s;
         v.v.str.len = (size_t)n;
@@ -372,26 +262,18 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         return bad_param(st, i, "unsupported parameter type", o);
     }
 
-    int rc;
-    if (text_oid) {
-        rc = bind_value(st, q, &v, text, text_oid);
+    corm_error err = CORM_ERROR_INIT;
+    if (corm_query_bind(q, &v, &err) < 0) {
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
     } else {
-        corm_error err = CORM_ERROR_INIT;
-        rc = corm_query_bind(q, &v, &err) < 0 ? -1 : 0;
-        if (rc < 0) {
-            pycorm_raise(st, &err);
-            corm_error_clear(&err);
-        }
+        rc = 0;
     }
+done:
     if (have_view)
         PyBuffer_Release(&view);
     Py_XDECREF(tmp);
     return rc;
-fail:
-    if (have_view)
-        PyBuffer_Release(&view);
-    Py_XDECREF(tmp);
-    return -1;
 }
 
 int pycorm_bind_args(pycorm_state *st, corm_query *q, PyObject *const *args, Py_ssize_t n)

@@ -38,10 +38,6 @@ typedef struct pycorm_state {
         *s_set_exception, *s_add_done_callback, *s_cancelled, *s_bytes, *s_int,
         *s_utcoffset, *s_isoformat, *s_sqlstate, *s_detail, *s_hint, *s_code_name,
         *s_code, *s_message, *s_is_safe;
-    /* Which value kinds libcore's encoder sends natively (bit per corm_kind),
-     * probed once at import; the others are sent as text for the server to
-     * parse. */
-    unsigned native_kinds;
 } pycorm_state;
 
 pycorm_state *pycorm_state_of_type(PyTypeObject *tp);
