@@ -140,7 +140,9 @@ corm__decode_fn *corm__decoder_for(uint32_t oid);
  * the server is told; 0 lets the server infer) and *format (1 binary, 0
  * text). *is_null is set for NULL, with nothing appended. CORM_EDATA when
  * the value does not fit the requested type. On failure *out may hold a
- * partial value past its old length: the caller truncates it.
+ * partial value past its old length: the caller truncates it. A text-format
+ * value ends with a NUL byte, counted in what is appended, because libpq
+ * reads text parameters as C strings.
  */
 int corm__encode(const corm_value *v, corm__buf *out, const corm__alloc *a, uint32_t *oid,
                  int *format, bool *is_null, corm_error *err);
@@ -180,11 +182,17 @@ struct corm_query {
     size_t *offsets;         /* into data */
     corm__buf data;
     int timeout_ms;
+    /* A built query's AST and compiled shape (sql_int.h); NULL for raw SQL,
+     * whose text is sql. A built query's sql stays NULL. */
+    struct corm__built *built;
 };
 
 /* The SQL text to send for q, compiling a built query if needed (the text
  * is cached in q and borrowed by the caller until q changes). */
 int corm__query_finalize(const corm_query *q, const char **sql, corm_error *err);
+
+/* Models, expressions, built queries (model.c, expr.c, sql.c, ddl.c). */
+#include "sql_int.h"
 
 /* ---- results --------------------------------------------------------- */
 

@@ -42,6 +42,11 @@ void corm_query_free(corm_query *q)
 {
     if (!q)
         return;
+    /* A built query lives on while another query uses it as a part. */
+    if (q->built && --q->built->refs > 0)
+        return;
+    if (q->built)
+        corm__built_free(q);
     corm__alloc a = q->alloc;
     free_arrays(q);
     corm__buf_free(&q->data, &a);
@@ -88,6 +93,8 @@ int corm_query_bind(corm_query *q, const corm_value *v, corm_error *err)
 {
     corm__check(q != NULL, err, "query is NULL");
     corm__check(v != NULL, err, "value is NULL");
+    corm__check(q->built == NULL, err,
+                "a built query binds values through its expressions (corm_expr_raw)");
     int rc = grow(q);
     if (rc == CORM_ENOMEM)
         return corm__err_nomem(err);
@@ -174,7 +181,8 @@ int corm_query_nparams(const corm_query *q)
 
 void corm_query_clear_params(corm_query *q)
 {
-    if (!q)
+    /* A built query's parameters belong to its expressions. */
+    if (!q || q->built)
         return;
     q->nparams = 0;
     q->data.len = 0;
@@ -190,14 +198,39 @@ int corm_query_set_timeout(corm_query *q, int timeout_ms, corm_error *err)
 
 const char *corm_query_text(const corm_query *q)
 {
+    if (q && q->built) {
+        /* Compiles (lazily) to show the text; NULL when it cannot compile
+         * (corm_query_compile says why). */
+        const char *sql;
+        return corm__built_finalize((corm_query *)q, &sql, NULL) < 0 ? NULL : sql;
+    }
     return q ? q->sql : NULL;
+}
+
+int corm__query_push_param(corm_query *q, const corm__param *p, corm_error *err)
+{
+    int rc = grow(q);
+    if (rc == CORM_ENOMEM)
+        return corm__err_nomem(err);
+    if (rc < 0)
+        return corm__err(err, CORM_EDATA, "too many parameters (at most 65535)");
+    size_t start = q->data.len;
+    if (p->len > 0 && corm__buf_put(&q->data, &q->alloc, p->data, (size_t)p->len) < 0)
+        return corm__err_nomem(err);
+    int i = q->nparams++;
+    q->oids[i] = p->oid;
+    q->formats[i] = p->format;
+    q->lens[i] = p->len;
+    q->offsets[i] = start;
+    return i + 1;
 }
 
 int corm__query_finalize(const corm_query *q, const char **sql, corm_error *err)
 {
     /* Raw SQL is final as given. Built queries compile here, once per
      * shape, so building stays cheap and only submitted queries compile. */
-    (void)err;
+    if (q->built)
+        return corm__built_finalize((corm_query *)q, sql, err);
     *sql = q->sql;
     return CORM_OK;
 }
