@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -317,6 +318,62 @@ static TH_UNUSED int th_server_idle(corm_conn *c)
     rc = corm_conn_exec_sql(c, "RELEASE SAVEPOINT corm_test_probe", NULL, &err);
     corm_error_clear(&err);
     return 0;
+}
+
+/* Ends the process as a failure if the case is still running after
+ * `seconds` (for calls that might never return, where a deadline in a poll
+ * loop cannot help). */
+static void th_watchdog_fired(int sig)
+{
+    (void)sig;
+    static const char msg[] = "FAIL: watchdog: the case hung (a call never returned)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+static TH_UNUSED void th_watchdog(unsigned seconds)
+{
+    signal(SIGALRM, th_watchdog_fired);
+    alarm(seconds);
+}
+
+/* An allocator for corm_options that ends the process as a failure when
+ * libcorm holds more than `limit` bytes: turns runaway growth into a quick
+ * failure instead of exhausting the machine. */
+typedef struct th_budget {
+    size_t live, peak, limit;
+} th_budget;
+
+static TH_UNUSED void *th_budget_alloc(void *ud, void *ptr, size_t old, size_t n)
+{
+    th_budget *b = ud;
+    if (n == 0) {
+        free(ptr);
+        if (ptr)
+            b->live -= old;
+        return NULL;
+    }
+    void *p = realloc(ptr, n);
+    if (!p)
+        return NULL;
+    b->live = b->live - (ptr ? old : 0) + n;
+    if (b->live > b->peak)
+        b->peak = b->live;
+    if (b->live > b->limit) {
+        fprintf(stderr, "FAIL: libcorm holds %zu bytes, over the case's budget of %zu\n",
+                b->live, b->limit);
+        _exit(1);
+    }
+    return p;
+}
+
+static TH_UNUSED void th_budget_options(corm_options *opt, th_budget *b, size_t limit)
+{
+    b->live = b->peak = 0;
+    b->limit = limit;
+    opt->alloc = th_budget_alloc;
+    opt->alloc_ud = b;
 }
 
 #endif /* TEST_HELPERS_H */
