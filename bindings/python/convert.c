@@ -308,10 +308,13 @@ static PyObject *make_date(pycorm_state *st, int64_t pgdays)
 
 static PyObject *make_timestamp(pycorm_state *st, int64_t usec, PyObject *tz)
 {
+    /* The infinities become datetime.max and .min (aware for timestamptz). */
     if (usec == CORM_TIMESTAMP_INFINITY)
-        return Py_NewRef(st->datetime_max); /* aware; see README */
+        return tz == Py_None ? PyObject_GetAttrString((PyObject *)DT(st)->DateTimeType, "max")
+                             : Py_NewRef(st->datetime_max);
     if (usec == CORM_TIMESTAMP_NEG_INFINITY)
-        return Py_NewRef(st->datetime_min);
+        return tz == Py_None ? PyObject_GetAttrString((PyObject *)DT(st)->DateTimeType, "min")
+                             : Py_NewRef(st->datetime_min);
     int64_t days = floor_div(usec, USEC_PER_DAY);
     int64_t tod = usec - days * USEC_PER_DAY;
     int64_t y;

@@ -82,8 +82,12 @@ static void cancel_timer(PoolObject *self)
 /* Re-arms the timer for corm_pool_timeout(); soon: step on the next loop
  * iteration whatever the engine says (after calls that bypass the pool's
  * own bookkeeping, such as submitting on a lent connection). */
+static void release_deferred(PoolObject *self);
+
 static void update_timer(PoolObject *self, bool soon)
 {
+    if (!self->stepping)
+        release_deferred(self);
     if (!self->pool) {
         cancel_timer(self);
         return;

@@ -238,6 +238,38 @@ def test_one_persistent_reader_per_socket_writer_only_when_needed(url, run):
     run(main())
 
 
+def test_large_parameter_needs_the_writer_then_drops_it(url, run):
+    async def main():
+        async with await _db(url, max_size=1) as db:
+            big = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than one flush
+            assert await db.fetchval("SELECT length($1)", big) == len(big)
+            assert await db.fetchval("SELECT md5($1)", big) == __import__("hashlib").md5(big).hexdigest()
+            await asyncio.sleep(0.01)
+            assert db._pool._watched[1] == 0  # no writer once everything is sent
+
+    run(main())
+
+
+def test_killed_backend_fails_its_requests_and_pool_recovers(url, run):
+    async def main():
+        async with await _db(url, min_size=1, max_size=2) as db:
+            with pytest.raises(cm.ConnectionError):
+                async with db.transaction():
+                    pid = await db.fetchval("SELECT pg_backend_pid()")
+                    killer = await cm.connect(url, max_size=1)
+                    try:
+                        assert await killer.fetchval("SELECT pg_terminate_backend($1::int)", pid)
+                    finally:
+                        await killer.close()
+                    await db.fetchval("SELECT 1", timeout=5)
+            # the broken connection was replaced
+            for _ in range(3):
+                assert await db.fetchval("SELECT 2", timeout=5) == 2
+            assert await db.fetchval("SELECT pg_backend_pid()") != pid
+
+    run(main())
+
+
 # ---- cancellation and timeouts ----------------------------------------
 
 

@@ -80,6 +80,8 @@ RESULT_ONLY = [
     ("json", "'{\"k\": 1}'::json", {"k": 1}),
     ("timestamptz-infinity", "'infinity'::timestamptz", dt.datetime.max.replace(tzinfo=UTC)),
     ("date-infinity", "'-infinity'::date", dt.date.min),
+    ("timestamp-infinity", "'infinity'::timestamp", dt.datetime.max),
+    ("timestamp-neginfinity", "'-infinity'::timestamp", dt.datetime.min),
     ("array-int", "ARRAY[1, 2, NULL]::int8[]", [1, 2, None]),
     ("array-text-2d", "ARRAY[['a', 'b'], ['c', 'd']]", [["a", "b"], ["c", "d"]]),
     ("array-empty", "'{}'::int4[]", []),
