@@ -520,7 +520,12 @@ static int enc_text(const corm_value *v, uint32_t want, corm__buf *out, const co
         /* Any other type reads the string through its text input. */
         *format = 0;
     }
-    return put_bytes(out, a, p, n, err);
+    int rc = put_bytes(out, a, p, n, err);
+    /* libpq reads text-format parameters as C strings, ignoring their
+     * lengths: the NUL ends this one where the next value's bytes begin. */
+    if (rc == 0 && *format == 0 && corm__buf_put(out, a, "", 1) < 0)
+        return corm__err_nomem(err);
+    return rc;
 }
 
 static int enc_str_checked(const corm_value *v, const char *what, corm_error *err)
