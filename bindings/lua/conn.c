@@ -1,0 +1,720 @@
+/*
+ * conn.c - the pollable classes over the engine: cormorant.pool (a
+ * corm_pool), cormorant.conn (a connection the pool lends for a
+ * transaction) and cormorant.request (one submitted statement or acquire).
+ *
+ * Driving. A pool reports its member sockets through corm_pool_set_watch;
+ * the binding mirrors them into one epoll instance per pool, so a pool and
+ * all its requests present a single file descriptor: `:pollfd()` is the
+ * epoll fd, `:events()` is always "r" (it is readable when any member
+ * socket is ready), `:timeout()` is corm_pool_timeout in seconds, and
+ * `:step()` steps the members epoll reports ready (corm_pool_step). Any
+ * loop that speaks cqueues' pollable protocol can wait on it. Linux only.
+ *
+ * Completion. The engine's callbacks only take ownership of the result
+ * (corm_result_take) or copy the error and mark the request done; they never
+ * touch the lua_State, so they may run inside step. A request's state is
+ * plain C memory: if its userdata is collected while the request is in
+ * flight, the state is marked abandoned and freed by the callback.
+ */
+#include "lcorm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* ---- the shared box ----------------------------------------------------- */
+
+static void box_unref(lcorm_box *b)
+{
+    if (--b->refs > 0)
+        return;
+    if (b->pool) {
+        corm_pool *p = b->pool;
+        b->pool = NULL;
+        corm_pool_close(p);   /* abandoned requests are freed by their callbacks */
+    }
+    if (b->epfd >= 0)
+        close(b->epfd);
+    free(b->deferred);
+    free(b);
+}
+
+/* Watch callback: keeps the epoll set equal to the pool's member sockets. */
+static void on_watch(void *ud, int fd, int events)
+{
+    lcorm_box *b = ud;
+    if (!events) {
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);   /* may be gone already */
+        return;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (events & CORM_READ ? EPOLLIN : 0) | (events & CORM_WRITE ? EPOLLOUT : 0);
+    ev.data.fd = fd;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Gives back connections whose acquire was abandoned; done after a step,
+ * never from inside the engine's callback. */
+static void release_deferred(lcorm_box *b)
+{
+    while (b->ndeferred > 0) {
+        corm_conn *c = b->deferred[--b->ndeferred];
+        if (b->pool)
+            corm_pool_release(b->pool, c, NULL);
+    }
+}
+
+/* Steps every member epoll reports ready, or the pool's deadlines. */
+static void box_step(lcorm_box *b)
+{
+    if (!b->pool)
+        return;
+    struct epoll_event evs[32];
+    int n = epoll_wait(b->epfd, evs, 32, 0);
+    b->stepping++;
+    for (int i = 0; i < n && b->pool; i++)
+        corm_pool_step(b->pool, evs[i].data.fd, NULL);
+    if (n <= 0 && b->pool)
+        corm_pool_step(b->pool, -1, NULL);
+    b->stepping--;
+    release_deferred(b);
+}
+
+static void push_timeout(lua_State *L, int ms)
+{
+    if (ms < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, ms / 1000.0);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+enum { REQ_QUERY = 0, REQ_ACQUIRE = 1 };
+
+typedef struct lcorm_req {
+    lcorm_box *box;
+    int kind;
+    bool done;
+    bool abandoned;        /* its userdata is gone; the callback frees it */
+    corm_request_id id;
+    corm_result *res;      /* owned once done */
+    corm_conn *conn;       /* REQ_ACQUIRE: the lent connection, until taken */
+    corm_error err;
+} lcorm_req;
+
+typedef struct {
+    lcorm_req *r;          /* NULL: closed */
+} lcorm_requd;
+
+static void req_free(lcorm_req *r)
+{
+    corm_result_free(r->res);
+    corm_error_clear(&r->err);
+    free(r);
+}
+
+static void on_done(void *ud, corm_result *res, const corm_error *err)
+{
+    lcorm_req *r = ud;
+    if (r->abandoned) {
+        req_free(r);   /* the engine frees the borrowed result */
+        return;
+    }
+    r->done = true;
+    if (err)
+        corm_error_copy(&r->err, err);
+    else
+        r->res = corm_result_take(res);
+}
+
+static void defer_release(lcorm_box *b, corm_conn *c)
+{
+    if (b->ndeferred == b->capdeferred) {
+        int cap = b->capdeferred ? b->capdeferred * 2 : 4;
+        corm_conn **d = realloc(b->deferred, (size_t)cap * sizeof *d);
+        if (!d)
+            return;   /* the pool closes it with the pool; nothing leaks */
+        b->deferred = d;
+        b->capdeferred = cap;
+    }
+    b->deferred[b->ndeferred++] = c;
+}
+
+static void on_acquire(void *ud, corm_conn *conn, const corm_error *err)
+{
+    lcorm_req *r = ud;
+    if (r->abandoned) {
+        if (conn)
+            defer_release(r->box, conn);
+        req_free(r);
+        return;
+    }
+    r->done = true;
+    r->conn = conn;
+    if (err)
+        corm_error_copy(&r->err, err);
+}
+
+/* Pushes a new request userdata in the closed state, then gives it its
+ * state; raises on memory errors before any engine resource exists. */
+static lcorm_req *req_new(lua_State *L, lcorm_box *b, int kind)
+{
+    lcorm_requd *u = lcorm_newuserdata(L, sizeof *u);
+    u->r = NULL;
+    luaL_setmetatable(L, LCORM_REQUEST);
+    lcorm_req *r = calloc(1, sizeof *r);
+    if (!r)
+        luaL_error(L, "not enough memory");
+    r->box = b;
+    r->kind = kind;
+    r->err = (corm_error)CORM_ERROR_INIT;
+    b->refs++;
+    u->r = r;
+    return r;
+}
+
+static lcorm_req *checkreq(lua_State *L)
+{
+    lcorm_requd *u = luaL_checkudata(L, 1, LCORM_REQUEST);
+    if (!u->r)
+        luaL_error(L, "attempt to use a closed request");
+    return u->r;
+}
+
+/* The one release function of a request (__gc, __close, :close()). */
+static int req_release(lua_State *L)
+{
+    lcorm_requd *u = luaL_checkudata(L, 1, LCORM_REQUEST);
+    lcorm_req *r = u->r;
+    if (!r)
+        return 0;
+    u->r = NULL;
+    lcorm_box *b = r->box;
+    if (!r->done && b->pool) {
+        r->abandoned = true;   /* the engine still holds r: its callback frees it */
+    } else {
+        if (r->conn && b->pool)
+            corm_pool_release(b->pool, r->conn, NULL);
+        req_free(r);
+    }
+    box_unref(b);
+    return 0;
+}
+
+static int req_done(lua_State *L)
+{
+    lcorm_req *r = checkreq(L);
+    lua_pushboolean(L, r->done || !r->box->pool);
+    return 1;
+}
+
+static int req_pollfd(lua_State *L)
+{
+    lcorm_req *r = checkreq(L);
+    lua_pushinteger(L, r->box->pool ? r->box->epfd : -1);
+    return 1;
+}
+
+static int l_events(lua_State *L)
+{
+    lua_pushliteral(L, "r");
+    return 1;
+}
+
+static int req_timeout(lua_State *L)
+{
+    lcorm_req *r = checkreq(L);
+    push_timeout(L, r->done || !r->box->pool ? 0 : corm_pool_timeout(r->box->pool));
+    return 1;
+}
+
+/* :step() - makes all progress possible without blocking; returns done. */
+static int req_step(lua_State *L)
+{
+    lcorm_req *r = checkreq(L);
+    if (!r->done)
+        box_step(r->box);
+    lua_pushboolean(L, r->done || !r->box->pool);
+    return 1;
+}
+
+static int push_conn(lua_State *L, lcorm_box *b, corm_conn **c);
+
+/*
+ * :take() - the outcome, once: for a statement `rows, affected, command`
+ * (rows a list of tables keyed by column name; affected nil when the
+ * statement reports none), for an acquire a cormorant.conn; else nil, err.
+ */
+static int req_take(lua_State *L)
+{
+    lcorm_req *r = checkreq(L);
+    if (!r->done) {
+        if (r->box->pool)
+            return luaL_error(L, "request is not done");
+        corm_error e = CORM_ERROR_INIT;
+        e.code = CORM_ECANCELLED;
+        e.message = (char *)"pool closed";
+        lcorm_push_error(L, &e);
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (r->err.code) {
+        lua_pushnil(L);
+        lcorm_push_error(L, &r->err);   /* r keeps owning err until collected */
+        return 2;
+    }
+    if (r->kind == REQ_ACQUIRE) {
+        if (!r->conn)
+            return luaL_error(L, "connection already taken");
+        return push_conn(L, r->box, &r->conn);
+    }
+    if (!r->res)
+        return luaL_error(L, "result already taken");
+    corm_error err = CORM_ERROR_INIT;
+    if (!lcorm_push_rows(L, r->res, &err))
+        return lcorm_fail(L, &err);
+    int64_t affected = corm_result_affected(r->res);
+    if (affected >= 0)
+        lua_pushinteger(L, (lua_Integer)affected);
+    else
+        lua_pushnil(L);
+    const char *cmd = corm_result_command(r->res);
+    lua_pushstring(L, cmd ? cmd : "");
+    corm_result_free(r->res);
+    r->res = NULL;
+    return 3;
+}
+
+/* :cancel() - true if the request was still pending and is now cancelled. */
+static int req_cancel(lua_State *L)
+{
+    lcorm_req *r = checkreq(L);
+    if (r->done || !r->box->pool) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    int rc = r->kind == REQ_ACQUIRE ? corm_pool_cancel_acquire(r->box->pool, r->id, NULL)
+                                    : corm_pool_cancel(r->box->pool, r->id, NULL);
+    release_deferred(r->box);
+    lua_pushboolean(L, rc == 1);
+    return 1;
+}
+
+static int req_tostring(lua_State *L)
+{
+    lcorm_requd *u = luaL_checkudata(L, 1, LCORM_REQUEST);
+    if (!u->r)
+        lua_pushliteral(L, "cormorant.request (closed)");
+    else
+        lua_pushfstring(L, "cormorant.request (%s%s)", u->r->kind == REQ_ACQUIRE ? "acquire, " : "",
+                        u->r->done ? "done" : "pending");
+    return 1;
+}
+
+/* ---- lent connections --------------------------------------------------- */
+
+typedef struct {
+    lcorm_box *box;        /* NULL: released */
+    corm_conn *c;
+} lcorm_connud;
+
+/* Moves *c into a new conn userdata (created closed first). */
+static int push_conn(lua_State *L, lcorm_box *b, corm_conn **c)
+{
+    lcorm_connud *u = lcorm_newuserdata(L, sizeof *u);
+    u->box = NULL;
+    u->c = NULL;
+    luaL_setmetatable(L, LCORM_CONN);
+    u->box = b;
+    u->c = *c;
+    *c = NULL;
+    b->refs++;
+    return 1;
+}
+
+static lcorm_connud *checkconn(lua_State *L)
+{
+    lcorm_connud *u = luaL_checkudata(L, 1, LCORM_CONN);
+    if (!u->box)
+        luaL_error(L, "attempt to use a released connection");
+    if (!u->box->pool)
+        luaL_error(L, "attempt to use a connection of a closed pool");
+    return u;
+}
+
+/* The one release function of a lent connection: gives it back to the pool
+ * (which rolls back a transaction left open). */
+static int conn_release(lua_State *L)
+{
+    lcorm_connud *u = luaL_checkudata(L, 1, LCORM_CONN);
+    lcorm_box *b = u->box;
+    if (!b)
+        return 0;
+    u->box = NULL;
+    if (b->pool && u->c)
+        corm_pool_release(b->pool, u->c, NULL);
+    u->c = NULL;
+    box_unref(b);
+    return 0;
+}
+
+/* After a submit on a lent connection: let the pool report the member's
+ * wanted events again (a partial flush wants write), outside any callback. */
+static void conn_sync(lcorm_box *b)
+{
+    if (b->pool && !b->stepping) {
+        corm_pool_step(b->pool, -1, NULL);
+        release_deferred(b);
+    }
+}
+
+/* conn:submit(sql, ...) -> request | nil, err */
+static int conn_submit(lua_State *L)
+{
+    lcorm_connud *u = checkconn(L);
+    const char *sql = luaL_checkstring(L, 2);
+    int top = lua_gettop(L);
+    lcorm_check_params(L, 3, top);
+    lcorm_req *r = req_new(L, u->box, REQ_QUERY);
+    corm_error err = CORM_ERROR_INIT;
+    corm_query *q = NULL;
+    int rc = corm_query_sql(&q, sql, &err);
+    if (rc == CORM_OK)
+        rc = lcorm_bind_params(L, 3, top, q, &err);
+    if (rc == CORM_OK)
+        rc = corm_conn_submit(u->c, q, on_done, r, &r->id, &err);
+    corm_query_free(q);
+    if (rc < 0) {
+        r->done = true;   /* never submitted: nothing will call back */
+        return lcorm_fail(L, &err);
+    }
+    conn_sync(u->box);
+    return 1;
+}
+
+enum { TXN_BEGIN, TXN_COMMIT, TXN_ROLLBACK };
+
+static int conn_txn(lua_State *L, int what)
+{
+    lcorm_connud *u = checkconn(L);
+    corm_txn_options opt = {CORM_ISOLATION_DEFAULT, false, false};
+    bool has_opt = false;
+    if (what == TXN_BEGIN && !lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        static const char *const levels[] = {"default", "read committed", "repeatable read",
+                                             "serializable", NULL};
+        lua_getfield(L, 2, "isolation");
+        opt.isolation = luaL_checkoption(L, -1, "default", levels);
+        lua_getfield(L, 2, "read_only");
+        opt.read_only = lua_toboolean(L, -1);
+        lua_getfield(L, 2, "deferrable");
+        opt.deferrable = lua_toboolean(L, -1);
+        lua_pop(L, 3);
+        has_opt = true;
+    }
+    lcorm_req *r = req_new(L, u->box, REQ_QUERY);
+    corm_error err = CORM_ERROR_INIT;
+    int rc;
+    if (what == TXN_BEGIN)
+        rc = corm_conn_begin(u->c, has_opt ? &opt : NULL, on_done, r, &err);
+    else if (what == TXN_COMMIT)
+        rc = corm_conn_commit(u->c, on_done, r, &err);
+    else
+        rc = corm_conn_rollback(u->c, on_done, r, &err);
+    if (rc < 0) {
+        r->done = true;
+        return lcorm_fail(L, &err);
+    }
+    conn_sync(u->box);
+    return 1;
+}
+
+static int conn_begin(lua_State *L) { return conn_txn(L, TXN_BEGIN); }
+static int conn_commit(lua_State *L) { return conn_txn(L, TXN_COMMIT); }
+static int conn_rollback(lua_State *L) { return conn_txn(L, TXN_ROLLBACK); }
+
+static int conn_depth(lua_State *L)
+{
+    lua_pushinteger(L, corm_conn_txn_depth(checkconn(L)->c));
+    return 1;
+}
+
+static int conn_backend_pid(lua_State *L)
+{
+    lua_pushinteger(L, corm_conn_backend_pid(checkconn(L)->c));
+    return 1;
+}
+
+static int conn_tostring(lua_State *L)
+{
+    lcorm_connud *u = luaL_checkudata(L, 1, LCORM_CONN);
+    if (!u->box)
+        lua_pushliteral(L, "cormorant.conn (released)");
+    else
+        lua_pushfstring(L, "cormorant.conn (%p)", (void *)u->c);
+    return 1;
+}
+
+/* ---- the pool ----------------------------------------------------------- */
+
+typedef struct {
+    lcorm_box *box;        /* NULL: closed */
+} lcorm_poolud;
+
+static lcorm_box *checkpool(lua_State *L)
+{
+    lcorm_poolud *u = luaL_checkudata(L, 1, LCORM_POOL);
+    if (!u->box || !u->box->pool)
+        luaL_error(L, "attempt to use a closed pool");
+    return u->box;
+}
+
+static int opt_int(lua_State *L, int t, const char *key, int dflt, int min)
+{
+    lua_getfield(L, t, key);
+    int v = dflt;
+    if (!lua_isnil(L, -1)) {
+        int64_t n = 0;
+        if (lua_type(L, -1) != LUA_TNUMBER || !lcorm_tointeger(L, -1, &n) || n < min ||
+            n > INT32_MAX)
+            luaL_error(L, "option '%s' must be an integer >= %d", key, min);
+        v = (int)n;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Seconds (a number) to milliseconds; 0 or absent keeps dflt. */
+static int opt_seconds(lua_State *L, int t, const char *key, int dflt)
+{
+    lua_getfield(L, t, key);
+    int v = dflt;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) ||
+            lua_tonumber(L, -1) > INT32_MAX / 1000)
+            luaL_error(L, "option '%s' must be a number of seconds >= 0", key);
+        v = (int)ceil(lua_tonumber(L, -1) * 1000.0);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/*
+ * core.pool(conninfo [, opts]) -> pool | nil, err. Does not block. opts:
+ * min_size, max_size, pipeline_depth, connect_timeout (seconds),
+ * prepared_statements (boolean), statement_cache_size.
+ */
+int lcorm_pool_new(lua_State *L)
+{
+    const char *conninfo = luaL_checkstring(L, 1);
+    corm_options opt;
+    corm_options_init(&opt);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        opt.pool_min_size = opt_int(L, 2, "min_size", opt.pool_min_size, 0);
+        opt.pool_max_size = opt_int(L, 2, "max_size", opt.pool_max_size, 1);
+        if (opt.pool_min_size > opt.pool_max_size)
+            opt.pool_min_size = opt.pool_max_size;
+        opt.pool_pipeline_depth = opt_int(L, 2, "pipeline_depth", opt.pool_pipeline_depth, 1);
+        opt.connect_timeout_ms = opt_seconds(L, 2, "connect_timeout", opt.connect_timeout_ms);
+        opt.statement_cache_size =
+            opt_int(L, 2, "statement_cache_size", opt.statement_cache_size, 0);
+        lua_getfield(L, 2, "prepared_statements");
+        if (!lua_isnil(L, -1))
+            opt.prepared_statements = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    /* Userdata first, closed, so a memory error leaves nothing half-built. */
+    lcorm_poolud *u = lcorm_newuserdata(L, sizeof *u);
+    u->box = NULL;
+    luaL_setmetatable(L, LCORM_POOL);
+    lcorm_box *b = calloc(1, sizeof *b);
+    if (!b)
+        return luaL_error(L, "not enough memory");
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (b->epfd < 0) {
+        free(b);
+        return luaL_error(L, "epoll_create1: %s", strerror(errno));
+    }
+    b->refs = 1;
+    u->box = b;
+    corm_error err = CORM_ERROR_INIT;
+    corm_pool *p = NULL;
+    if (corm_pool_open(&p, conninfo, &opt, &err) < 0) {
+        u->box = NULL;
+        box_unref(b);
+        return lcorm_fail(L, &err);
+    }
+    b->pool = p;
+    corm_pool_set_watch(p, on_watch, b);
+    return 1;
+}
+
+/* The one release function of a pool (__gc, __close). Requests and lent
+ * connections still alive keep the engine's pool open until they go. */
+static int pool_gc(lua_State *L)
+{
+    lcorm_poolud *u = luaL_checkudata(L, 1, LCORM_POOL);
+    lcorm_box *b = u->box;
+    if (b) {
+        u->box = NULL;
+        box_unref(b);
+    }
+    return 0;
+}
+
+/* :close() - closes at once: pending requests complete with "cancelled". */
+static int pool_close(lua_State *L)
+{
+    lcorm_poolud *u = luaL_checkudata(L, 1, LCORM_POOL);
+    lcorm_box *b = u->box;
+    if (!b)
+        return 0;
+    if (b->stepping)
+        return luaL_error(L, "cannot close a pool while it is being stepped");
+    if (b->pool) {
+        corm_pool *p = b->pool;
+        b->pool = NULL;
+        b->ndeferred = 0;   /* closing the pool closes those connections */
+        corm_pool_close(p);
+    }
+    return pool_gc(L);
+}
+
+static int pool_closed(lua_State *L)
+{
+    lcorm_poolud *u = luaL_checkudata(L, 1, LCORM_POOL);
+    lua_pushboolean(L, !u->box || !u->box->pool);
+    return 1;
+}
+
+/* pool:submit(sql, ...) -> request | nil, err. Parameters: nil, boolean,
+ * integer (int8), float (float8), string (untyped text), LuaJIT int64 cdata. */
+static int pool_submit(lua_State *L)
+{
+    lcorm_box *b = checkpool(L);
+    const char *sql = luaL_checkstring(L, 2);
+    int top = lua_gettop(L);
+    lcorm_check_params(L, 3, top);
+    lcorm_req *r = req_new(L, b, REQ_QUERY);
+    corm_error err = CORM_ERROR_INIT;
+    corm_query *q = NULL;
+    int rc = corm_query_sql(&q, sql, &err);
+    if (rc == CORM_OK)
+        rc = lcorm_bind_params(L, 3, top, q, &err);
+    if (rc == CORM_OK)
+        rc = corm_pool_submit(b->pool, q, on_done, r, &r->id, &err);
+    corm_query_free(q);
+    if (rc < 0) {
+        r->done = true;   /* never submitted: nothing will call back */
+        return lcorm_fail(L, &err);
+    }
+    return 1;
+}
+
+/* pool:acquire([timeout_seconds]) -> request (whose take() gives a conn) */
+static int pool_acquire(lua_State *L)
+{
+    lcorm_box *b = checkpool(L);
+    lua_Number t = luaL_optnumber(L, 2, 0);
+    int ms = t > 0 ? (t * 1000 > INT32_MAX ? INT32_MAX : (int)ceil(t * 1000)) : 0;
+    lcorm_req *r = req_new(L, b, REQ_ACQUIRE);
+    corm_error err = CORM_ERROR_INIT;
+    if (corm_pool_acquire(b->pool, ms, on_acquire, r, &r->id, &err) < 0) {
+        r->done = true;
+        return lcorm_fail(L, &err);
+    }
+    return 1;
+}
+
+static int pool_pollfd(lua_State *L)
+{
+    lua_pushinteger(L, checkpool(L)->epfd);
+    return 1;
+}
+
+static int pool_timeout(lua_State *L)
+{
+    push_timeout(L, corm_pool_timeout(checkpool(L)->pool));
+    return 1;
+}
+
+static int pool_step(lua_State *L)
+{
+    box_step(checkpool(L));
+    return 0;
+}
+
+static int pool_size(lua_State *L)
+{
+    lcorm_box *b = checkpool(L);
+    lua_pushinteger(L, corm_pool_size(b->pool));
+    lua_pushinteger(L, corm_pool_idle(b->pool));
+    return 2;
+}
+
+static int pool_tostring(lua_State *L)
+{
+    lcorm_poolud *u = luaL_checkudata(L, 1, LCORM_POOL);
+    if (!u->box || !u->box->pool)
+        lua_pushliteral(L, "cormorant.pool (closed)");
+    else
+        lua_pushfstring(L, "cormorant.pool (%d connections)", corm_pool_size(u->box->pool));
+    return 1;
+}
+
+/* ---- registration ------------------------------------------------------- */
+
+static const luaL_Reg pool_methods[] = {
+    {"submit", pool_submit},   {"acquire", pool_acquire}, {"close", pool_close},
+    {"closed", pool_closed},   {"size", pool_size},       {"pollfd", pool_pollfd},
+    {"events", l_events},      {"timeout", pool_timeout}, {"step", pool_step},
+    {NULL, NULL}};
+
+static const luaL_Reg pool_meta[] = {
+    {"__gc", pool_gc}, {"__close", pool_gc}, {"__tostring", pool_tostring}, {NULL, NULL}};
+
+static const luaL_Reg conn_methods[] = {
+    {"submit", conn_submit},     {"begin", conn_begin},     {"commit", conn_commit},
+    {"rollback", conn_rollback}, {"depth", conn_depth},     {"backend_pid", conn_backend_pid},
+    {"release", conn_release},   {NULL, NULL}};
+
+static const luaL_Reg conn_meta[] = {
+    {"__gc", conn_release}, {"__close", conn_release}, {"__tostring", conn_tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg req_methods[] = {
+    {"done", req_done},       {"step", req_step},     {"take", req_take},
+    {"pollfd", req_pollfd},   {"events", l_events},   {"timeout", req_timeout},
+    {"cancel", req_cancel},   {"close", req_release}, {NULL, NULL}};
+
+static const luaL_Reg req_meta[] = {
+    {"__gc", req_release}, {"__close", req_release}, {"__tostring", req_tostring},
+    {NULL, NULL}};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                      const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+int lcorm_open_conn(lua_State *L)
+{
+    new_class(L, LCORM_POOL, pool_meta, pool_methods);
+    new_class(L, LCORM_CONN, conn_meta, conn_methods);
+    new_class(L, LCORM_REQUEST, req_meta, req_methods);
+    return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * lcorm.h - class names and shared declarations of the Lua binding
+ * (cormorant.core), built for Lua 5.4 and LuaJIT 2.1 from the same files.
+ */
+#ifndef LCORM_H
+#define LCORM_H
+
+#include <corm.h>
+#include <stdbool.h>
+
+#include "compat.h"
+
+/* Registry names of the metatables, one per class (liolib's LUA_FILEHANDLE). */
+#define LCORM_POOL "cormorant.pool"
+#define LCORM_CONN "cormorant.conn"
+#define LCORM_REQUEST "cormorant.request"
+#define LCORM_ERROR "cormorant.error"
+/* Registry table of module state: conversion hooks, the null sentinel. */
+#define LCORM_STATE "cormorant.state"
+
+/*
+ * What the pool userdata and every request and lent connection made from it
+ * share. Reference counted so that it outlives whichever of them is
+ * collected last; the engine's pool stays open while anyone holds a
+ * reference, unless it is closed explicitly. Plain C memory: engine
+ * callbacks only ever touch this and lcorm_req, never the lua_State.
+ */
+typedef struct lcorm_box {
+    corm_pool *pool;         /* NULL once closed */
+    int epfd;                /* one pollable fd over every member socket */
+    int refs;
+    int stepping;            /* inside corm_pool_step */
+    corm_conn **deferred;    /* lent connections to give back after a step */
+    int ndeferred, capdeferred;
+} lcorm_box;
+
+/* core.c: the module's entry point, the one exported symbol. */
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_cormorant_core(lua_State *L);
+
+/* conn.c */
+int lcorm_open_conn(lua_State *L);   /* registers pool, conn, request classes */
+int lcorm_pool_new(lua_State *L);    /* core.pool(conninfo [, opts]) */
+
+/* convert.c */
+typedef struct lcorm_cvt {
+    int int64_fn;   /* stack index of the int64 hook (LuaJIT), or 0 */
+    int json_fn;    /* stack index of the JSON decoder, or 0 */
+    int null_idx;   /* stack index of core.null */
+} lcorm_cvt;
+
+/* Pushes the hooks and sentinel onto the stack and fills *cvt (3 slots). */
+void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt);
+/* Pushes v as a Lua value; returns 1, or 0 with *err filled (nothing pushed)
+ * when the value cannot be converted. May raise on Lua memory errors. */
+int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v,
+                     corm_error *err);
+/* Pushes the rows of r as a list of tables keyed by column name (NULL cells
+ * absent). Returns 1, or 0 with *err filled (nothing pushed). */
+int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err);
+/*
+ * Parameters at stack positions first..last: checks their types (raises on a
+ * type that cannot be bound) and replaces each LuaJIT cdata by the string the
+ * cdata hook makes of it. Must run before any C resource is acquired, since
+ * it may raise.
+ */
+void lcorm_check_params(lua_State *L, int first, int last);
+/* Binds the checked parameters to q. Never raises. */
+int lcorm_bind_params(lua_State *L, int first, int last, corm_query *q, corm_error *err);
+
+/* errors.c */
+void lcorm_open_errors(lua_State *L);
+/* The one place a corm_error becomes a Lua error object (a table with class,
+ * code, sqlstate, message, detail, hint and the cormorant.error metatable). */
+void lcorm_push_error(lua_State *L, const corm_error *err);
+/* Expected failure: pushes nil and the error object, returns 2 (luaL_fileresult
+ * style). CORM_EMISUSE is raised instead, as misuse is. Clears *err. */
+int lcorm_fail(lua_State *L, corm_error *err);
+
+#endif /* LCORM_H */

@@ -1,0 +1,226 @@
+-- db.lua - databases (a pool of connections) and transactions over
+-- cormorant.core: connect, query, exec, transaction. Every call waits
+-- through wait.lua: it yields under cormorant.run and blocks elsewhere.
+local core = require "cormorant.core"
+local wait = require "cormorant.wait"
+
+local M = {}
+
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+
+-- The wait loop of ARCHITECTURE.md: the yield happens here, in Lua.
+local function await(req, err)
+  if not req then
+    return nil, err
+  end
+  while not req:done() do
+    wait.wait(req)
+    req:step()
+  end
+  return req:take()
+end
+M.await = await
+
+local DB = {}
+DB.__index = DB
+M.DB = DB
+
+local Tx = {}
+Tx.__index = Tx
+M.Tx = Tx
+
+local function checkdb(self, name)
+  if getmetatable(self) ~= DB then
+    error("cormorant: db:" .. name .. " called without a database (use ':')", 3)
+  end
+  local pool = self._pool
+  if not pool or pool:closed() then
+    error("cormorant: attempt to use a closed database", 3)
+  end
+  return pool
+end
+
+local function checksql(sql, name)
+  if type(sql) ~= "string" then
+    error("bad argument #1 to '" .. name .. "' (string expected, got " .. type(sql) .. ")", 3)
+  end
+end
+
+-- connect(conninfo [, opts]) -> db | nil, err. Waits until the first
+-- connection is ready, so a server that cannot be reached gives nil, err
+-- (class "connection"). opts: max_size, min_size, pipeline_depth,
+-- connect_timeout and acquire_timeout (seconds), prepared_statements,
+-- statement_cache_size.
+function M.connect(conninfo, opts)
+  if type(conninfo) ~= "string" then
+    error("bad argument #1 to 'connect' (string expected, got " .. type(conninfo) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'connect' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local pool, err = core.pool(conninfo, opts)
+  if not pool then
+    return nil, err
+  end
+  local acquire_timeout = opts.acquire_timeout
+  if acquire_timeout ~= nil and type(acquire_timeout) ~= "number" then
+    error("option 'acquire_timeout' must be a number of seconds", 2)
+  end
+  local conn
+  conn, err = await(pool:acquire())
+  if not conn then
+    pool:close()
+    return nil, err
+  end
+  conn:release()
+  return setmetatable({ _pool = pool, _acquire_timeout = acquire_timeout }, DB)
+end
+
+-- db:query(sql, ...) -> rows, affected | nil, err. rows is a list of
+-- tables keyed by column name; NULL columns are absent.
+function DB:query(sql, ...)
+  local pool = checkdb(self, "query")
+  checksql(sql, "query")
+  return await(pool:submit(sql, ...))
+end
+
+-- db:exec(sql, ...) -> affected rows (0 when the statement reports none)
+function DB:exec(sql, ...)
+  local pool = checkdb(self, "exec")
+  checksql(sql, "exec")
+  local rows, affected = await(pool:submit(sql, ...))
+  if not rows then
+    return nil, affected
+  end
+  return affected or 0
+end
+
+-- The pollable protocol of the pool itself, for loops that drive it.
+function DB:pollfd() return checkdb(self, "pollfd"):pollfd() end
+function DB:events() return "r" end
+function DB:timeout() return checkdb(self, "timeout"):timeout() end
+function DB:step() return checkdb(self, "step"):step() end
+
+function DB:close()
+  if self._pool then
+    self._pool:close()
+    self._pool = nil
+  end
+end
+DB.__close = DB.close
+DB.__gc = DB.close
+
+function DB:closed()
+  return not self._pool or self._pool:closed()
+end
+
+function DB:__tostring()
+  return "cormorant.db (" .. (self._pool and tostring(self._pool) or "closed") .. ")"
+end
+
+-- One level of a transaction: begin (or savepoint), run fn, then commit
+-- when it returned normally, or roll back when it raised, returned
+-- nil/false with an error, or a statement of this level failed (the
+-- server cannot commit then).
+local function run_level(tx, fn, ...)
+  local conn = tx._conn
+  local ok, err = await(conn:begin())
+  if not ok then
+    return nil, err
+  end
+  local level = tx._level + 1
+  tx._level = level
+  local r = pack(pcall(fn, tx, ...))
+  tx._level = level - 1
+  local failed = tx._failed[level]
+  tx._failed[level] = nil
+  local userfail = r[1] and not r[2] and r.n >= 3 and r[3] ~= nil
+  if r[1] and not userfail and not failed then
+    local done, cerr, cmd = await(conn:commit())
+    if not done then
+      return nil, cerr
+    end
+    if cmd == "ROLLBACK" then  -- the server refused to commit an aborted transaction
+      return nil, core.error("transaction", "the transaction was rolled back by the server")
+    end
+    return true, unpack(r, 2, r.n)
+  end
+  local _, rerr = await(conn:rollback())
+  if not r[1] then
+    return nil, r[2]
+  elseif userfail then
+    return nil, r[3]
+  elseif failed then
+    return nil, failed
+  end
+  return nil, rerr
+end
+
+-- db:transaction(fn, ...) -> true, fn's results | nil, err. fn(tx, ...)
+-- runs on one connection lent by the pool; tx:query/tx:exec/
+-- tx:transaction run inside it (a nested transaction is a savepoint).
+function DB:transaction(fn, ...)
+  local pool = checkdb(self, "transaction")
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'transaction' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local conn, err = await(pool:acquire(self._acquire_timeout))
+  if not conn then
+    return nil, err
+  end
+  local tx = setmetatable({ _conn = conn, _db = self, _level = 0, _failed = {} }, Tx)
+  local r = pack(pcall(run_level, tx, fn, ...))
+  tx._conn = nil
+  conn:release()   -- rolls back whatever is still open
+  if not r[1] then
+    error(r[2], 0)
+  end
+  return unpack(r, 2, r.n)
+end
+
+local function checktx(self, name)
+  if getmetatable(self) ~= Tx then
+    error("cormorant: tx:" .. name .. " called without a transaction (use ':')", 3)
+  end
+  local conn = self._conn
+  if not conn then
+    error("cormorant: attempt to use a finished transaction", 3)
+  end
+  return conn
+end
+
+function Tx:query(sql, ...)
+  local conn = checktx(self, "query")
+  checksql(sql, "query")
+  local rows, affected, cmd = await(conn:submit(sql, ...))
+  if not rows and self._level > 0 and not self._failed[self._level] then
+    self._failed[self._level] = affected
+  end
+  return rows, affected, cmd
+end
+
+function Tx:exec(sql, ...)
+  local rows, affected = self:query(sql, ...)
+  if not rows then
+    return nil, affected
+  end
+  return affected or 0
+end
+
+-- tx:transaction(fn, ...) - a savepoint: its failure rolls back only
+-- this level, and the outer transaction goes on.
+function Tx:transaction(fn, ...)
+  checktx(self, "transaction")
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'transaction' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  return run_level(self, fn, ...)
+end
+
+function Tx:depth()
+  return checktx(self, "depth"):depth()
+end
+
+return M

@@ -1,0 +1,98 @@
+-- cormorant - an async ORM for PostgreSQL over libcorm: the public API.
+--
+--   local cm = require "cormorant"
+--   cm.run(function()
+--     local db = assert(cm.connect(os.getenv("DATABASE_URL"), { max_size = 4 }))
+--     local rows = assert(db:query("SELECT $1::int8 + 1 AS n", 41))
+--   end)
+--
+-- Inside cm.run calls yield to the built-in scheduler; elsewhere they block.
+local core = require "cormorant.core"
+local wait = require "cormorant.wait"
+local sched = require "cormorant.sched"
+local db = require "cormorant.db"
+
+local M = {
+  _VERSION = "cormorant 0.1 (libcorm " .. core.engine_version .. ")",
+  core = core,
+  wait = wait,
+  null = core.null,      -- NULL items of arrays (the same value as cjson.null)
+  run = sched.run,
+  spawn = sched.spawn,
+  sleep = sched.sleep,
+  await = db.await,
+}
+
+-- LuaJIT: int8 values beyond 2^53 arrive as int64_t cdata (exact), and
+-- int64_t/uint64_t cdata can be passed as parameters.
+if not core.has_integers then
+  local ok, ffi = pcall(require, "ffi")
+  if ok then
+    local int64_box = ffi.typeof("int64_t[1]")
+    core.set_hook("int64", function(bytes)
+      local box = int64_box()
+      ffi.copy(box, bytes, 8)
+      return box[0]
+    end)
+    local int64_t, uint64_t = ffi.typeof("int64_t"), ffi.typeof("uint64_t")
+    core.set_hook("cdata", function(v)
+      if ffi.istype(int64_t, v) or ffi.istype(uint64_t, v) then
+        return (tostring(v):gsub("U?LL$", ""))
+      end
+      return nil
+    end)
+    -- cm.int64("9007199254740993") -> an exact int64_t cdata
+    M.int64 = function(v)
+      if type(v) == "string" then
+        local neg, digits = v:match("^%s*(-?)(%d+)%s*$")
+        if not digits then
+          error("cormorant.int64: not an integer: " .. v, 2)
+        end
+        local r = int64_t(0)
+        for i = 1, #digits do
+          r = r * 10 + (digits:byte(i) - 48)
+        end
+        return neg == "-" and -r or r
+      end
+      return int64_t(v)
+    end
+  end
+end
+
+-- json/jsonb columns: decoded to tables when a JSON library is around,
+-- else returned as text. cm.set_json_decoder(fn or nil) changes it.
+function M.set_json_decoder(fn)
+  core.set_hook("json", fn)
+end
+do
+  local ok, cjson = pcall(require, "cjson.safe")
+  if not ok then
+    ok, cjson = pcall(require, "cjson")
+  end
+  if ok and type(cjson) == "table" and cjson.decode then
+    M.set_json_decoder(cjson.decode)
+  end
+end
+
+-- connect(conninfo [, opts]) -> db | nil, err. The first database
+-- connected becomes the default (cm.default()).
+local default
+function M.connect(conninfo, opts)
+  local d, err = db.connect(conninfo, opts)
+  if d and (not default or default:closed()) then
+    default = d
+  end
+  return d, err
+end
+
+function M.default()
+  if default and default:closed() then
+    default = nil
+  end
+  return default
+end
+
+M.error = core.error
+M.is_error = core.is_error
+
+return M
