@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from . import _core
 from ._core import Row
@@ -21,7 +21,7 @@ Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 # The connections of the transactions open in this context (task), innermost
 # last. One module-level variable for every database: a tuple is cheap to
 # copy and is usually empty.
-_current: ContextVar[tuple[Any, ...]] = ContextVar("cormorant_transaction", default=())
+_current: ContextVar[tuple[_core.Conn, ...]] = ContextVar("cormorant_transaction", default=())
 
 _default: Optional["Database"] = None
 
@@ -78,11 +78,11 @@ class Database:
 
     __slots__ = ("_pool", "url")
 
-    def __init__(self, pool: Any, url: str = "") -> None:
+    def __init__(self, pool: _core.Pool, url: str = "") -> None:
         self._pool = pool
         self.url = url
 
-    def _target(self) -> Any:
+    def _target(self) -> Union[_core.Pool, _core.Conn]:
         for conn in reversed(_current.get()):
             if conn.pool is self._pool:
                 return conn
@@ -148,12 +148,13 @@ class Transaction:
 
     __slots__ = ("_db", "_isolation", "_read_only", "_deferrable", "_conn", "_token")
 
-    def __init__(self, db: Database, isolation: Optional[str], read_only: bool, deferrable: bool) -> None:
+    def __init__(self, db: Database, isolation: Optional[Isolation], read_only: bool,
+                 deferrable: bool) -> None:
         self._db = db
         self._isolation = isolation
         self._read_only = read_only
         self._deferrable = deferrable
-        self._conn: Any = None
+        self._conn: Optional[_core.Conn] = None
         self._token: Any = None
 
     async def __aenter__(self) -> "Transaction":
@@ -182,6 +183,7 @@ class Transaction:
         tb: Optional[TracebackType],
     ) -> None:
         conn = self._conn
+        assert conn is not None, "__aexit__ without __aenter__"
         try:
             if exc_type is None:
                 await conn.commit()
@@ -198,9 +200,10 @@ class Transaction:
         self._conn = self._token = None
         if token is not None:
             _current.reset(token)
-            conn.release()
+            if conn is not None:
+                conn.release()
 
     @property
-    def connection(self) -> Any:
+    def connection(self) -> Optional[_core.Conn]:
         """The lent connection (a cormorant._core.Conn) while the block runs."""
         return self._conn
