@@ -469,3 +469,50 @@ def test_cancelled_transaction_rolls_back_and_releases(url, run):
                 await db.execute("DROP TABLE py_txc")
 
     run(main())
+
+
+def test_cancel_while_waiting_for_a_connection(url, run):
+    async def main():
+        async with await _db(url, min_size=1, max_size=1) as db:
+            held = asyncio.Event()
+            done = asyncio.Event()
+
+            async def holder():
+                async with db.transaction():
+                    held.set()
+                    await done.wait()
+                    return await db.fetchval("SELECT 1")
+
+            async def waiter():
+                async with db.transaction():
+                    return await db.fetchval("SELECT 2")
+
+            h = asyncio.ensure_future(holder())
+            await held.wait()
+            w = asyncio.ensure_future(waiter())
+            await asyncio.sleep(0.05)
+            assert not w.done()  # waiting in acquire: the only connection is lent
+            w.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await w
+            done.set()
+            assert await h == 1
+            # the connection went back; a new transaction gets it
+            async with db.transaction():
+                assert await db.fetchval("SELECT 3") == 3
+            assert db.size == 1
+
+    run(main())
+
+
+def test_queries_wait_for_a_lent_out_pool(url, run):
+    """With every connection lent, shared queries queue until one is back."""
+    async def main():
+        async with await _db(url, min_size=1, max_size=1) as db:
+            async with db.transaction():
+                other = asyncio.ensure_future(asyncio.shield(db._pool.fetchval("SELECT 5")))
+                await asyncio.sleep(0.05)
+                assert not other.done()
+            assert await other == 5
+
+    run(main())
