@@ -231,6 +231,7 @@ typedef struct corm__stmt corm__stmt;
 typedef struct corm__req {
     struct corm__req *next;
     corm_request_id id;
+    uint64_t seq;            /* order of submission on its connection */
     corm_done_fn *done;
     void *ud;
     unsigned flags;
@@ -272,6 +273,9 @@ struct corm_conn {
     /* Requests: one FIFO; the sent ones come first, in server order. */
     corm__req *head, *tail;
     corm__req *unsent;          /* first request not yet handed to libpq */
+    corm__req *held;            /* done, waiting for an earlier retried one */
+    int nretrying;              /* requests sent again, not yet done */
+    uint64_t push_seq;
     bool sending;               /* inside send_pending */
     int npending;               /* not abandoned, not internal */
     int nreqs;                  /* in the list */

@@ -160,8 +160,13 @@ corm__req *corm__conn_find(corm_conn *c, corm_request_id id)
     for (corm__req *r = c->head; r; r = r->next)
         if (r->id == id && !(r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL)))
             return r;
+    for (corm__req *r = c->held; r; r = r->next)
+        if (r->id == id && !(r->flags & CORM__REQ_ABANDONED))
+            return r;
     return NULL;
 }
+
+static void deliver(corm_conn *c, corm__req *r);
 
 void corm__conn_fail_all(corm_conn *c, const corm_error *err)
 {
@@ -172,6 +177,13 @@ void corm__conn_fail_all(corm_conn *c, const corm_error *err)
     }
     c->awaiting_null = false;
     c->fail_pending = false;
+    c->nretrying = 0;
+    /* Held requests have their results: hand them over. */
+    while ((r = c->held) != NULL) {
+        c->held = r->next;
+        r->next = NULL;
+        deliver(c, r);
+    }
 }
 
 /* ---- breakage -------------------------------------------------------- */
@@ -221,7 +233,9 @@ static bool send_req(corm_conn *c, corm__req *r)
     r->stmt_id = 0;
     char evicted[32] = "";
     corm__stmt *s = NULL;
-    if (c->opt.prepared_statements) {
+    /* The engine's own statements (DEALLOCATE, ROLLBACK) run unnamed: caching
+     * them would evict entries and queue more DEALLOCATEs without end. */
+    if (c->opt.prepared_statements && !(r->flags & CORM__REQ_INTERNAL)) {
         s = corm__stmt_lookup(c, r->sql, r->keylen);
         if (!s) {
             s = corm__stmt_add(c, r->sql, r->keylen, evicted);
@@ -291,6 +305,7 @@ static void send_pending(corm_conn *c)
 void corm__conn_push(corm_conn *c, corm__req *r)
 {
     r->flags &= ~(unsigned)CORM__REQ_SENT;
+    r->seq = ++c->push_seq;
     list_append(c, r);
     if (!(r->flags & CORM__REQ_INTERNAL)) {
         c->npending++;
@@ -563,12 +578,83 @@ static void resend(corm_conn *c, corm__req *r)
 }
 
 /* The head's sync arrived: all its results are in. */
+/* True when sql's first word is word (case-insensitive). */
+static bool first_word_is(const char *sql, const char *word)
+{
+    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+        sql++;
+    size_t n = strlen(word);
+    return !strncasecmp(sql, word, n) &&
+           (sql[n] == 0 || sql[n] == ' ' || sql[n] == ';' || sql[n] == '\n' || sql[n] == '\t');
+}
+
+/* Runs r's callback with its outcome and frees it. */
+static void deliver(corm_conn *c, corm__req *r)
+{
+    if (r->error.code)
+        complete(c, r, NULL, &r->error);
+    else if (r->result)
+        complete(c, r, r->result, NULL);
+    else if (!(r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL))) {
+        corm_error e = CORM_ERROR_INIT;
+        corm__err(&e, CORM_EINTERNAL, "no result received for the request");
+        complete(c, r, NULL, &e);
+        corm_error_clear(&e);
+    }
+    corm__req_free(&c->alloc, r);
+}
+
+/* The lowest submission number among requests being retried, 0 if none. */
+static uint64_t first_retrying(const corm_conn *c)
+{
+    uint64_t min = 0;
+    if (c->nretrying > 0)
+        for (const corm__req *r = c->head; r; r = r->next)
+            if ((r->flags & CORM__REQ_RETRIED) && (min == 0 || r->seq < min))
+                min = r->seq;
+    return min;
+}
+
+/* Delivers held requests that no retry precedes any more, in order. */
+static void release_held(corm_conn *c)
+{
+    uint64_t limit = first_retrying(c);
+    while (c->held && (limit == 0 || c->held->seq < limit) && !c->close_requested) {
+        corm__req *r = c->held;
+        c->held = r->next;
+        r->next = NULL;
+        deliver(c, r);
+    }
+}
+
+/* Callbacks run in submission order even when a retry runs late: a result
+ * that a retried earlier request has not caught up with waits here. */
+static void deliver_in_order(corm_conn *c, corm__req *r)
+{
+    uint64_t limit = first_retrying(c);
+    if (limit && r->seq > limit && !(r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL))) {
+        corm__req **pp = &c->held;
+        while (*pp && (*pp)->seq < r->seq)
+            pp = &(*pp)->next;
+        r->next = *pp;
+        *pp = r;
+        return;
+    }
+    deliver(c, r);
+    release_held(c);
+}
+
+/* The head's sync arrived: all its results are in. */
 static void finish_head(corm_conn *c)
 {
     corm__req *r = list_pop(c);
     bool was_in_txn = c->server_in_txn || c->txn_depth > 0;
+    if (r->flags & CORM__REQ_RETRIED)
+        c->nretrying--;
     if (!r->error.code && r->result)
         track_transaction(c, r, r->result->pg);
+    else if (r->error.code && (first_word_is(r->sql, "commit") || first_word_is(r->sql, "end")))
+        c->server_in_txn = false;   /* a COMMIT that fails rolls back */
     if (r->flags & CORM__REQ_CANCEL_SENT) {
         /* If the cancel missed its target it may still hit a later request. */
         c->stray_cancel = strcmp(r->error.sqlstate, "57014") != 0;
@@ -578,7 +664,8 @@ static void finish_head(corm_conn *c)
         if (is_stale_statement(r) || (r->flags & CORM__REQ_PREPARE_FAILED)) {
             /* A failed Parse leaves no statement; a stale one is dropped. */
             corm__stmt_forget_id(c, r->sql, r->keylen, r->stmt_id, name);
-            if (!(r->flags & CORM__REQ_PREPARE_FAILED) && name[0] && strcmp(r->error.sqlstate, "26000") != 0) {
+            if (!(r->flags & CORM__REQ_PREPARE_FAILED) && name[0] &&
+                strcmp(r->error.sqlstate, "26000") != 0) {
                 char sql[64];
                 snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
                 corm__conn_submit_internal(c, sql, NULL);
@@ -589,6 +676,7 @@ static void finish_head(corm_conn *c)
                                    CORM__REQ_RETRIED)) &&
                      !was_in_txn;
     if (retryable && is_stale_statement(r)) {
+        c->nretrying++;
         resend(c, r);
         return;
     }
@@ -597,23 +685,14 @@ static void finish_head(corm_conn *c)
         /* Hit by a cancel meant for an earlier request; outside a
          * transaction block its effects were rolled back, so run it again. */
         c->stray_cancel = false;
+        c->nretrying++;
         resend(c, r);
         return;
     }
     if (c->stray_cancel && !r->error.code && c->cancel_job &&
         atomic_load(&c->cancel_job->finished))
         c->stray_cancel = false;
-    if (r->error.code)
-        complete(c, r, NULL, &r->error);
-    else if (r->result)
-        complete(c, r, r->result, NULL);
-    else {
-        corm_error e = CORM_ERROR_INIT;
-        corm__err(&e, CORM_EINTERNAL, "no result received for the request");
-        complete(c, r, NULL, &e);
-        corm_error_clear(&e);
-    }
-    corm__req_free(&c->alloc, r);
+    deliver_in_order(c, r);
 }
 
 /* Reads every result libpq has ready and completes requests. */

@@ -36,6 +36,8 @@ int corm_conn_wait(corm_conn *c, int timeout_ms, corm_error *err)
 int corm_conn_connect(corm_conn **out, const char *conninfo, const corm_options *opt,
                       corm_error *err)
 {
+    corm__check(out != NULL, err, "out is NULL");
+    *out = NULL;
     corm_conn *c;
     int rc = corm_conn_open(&c, conninfo, opt, err);
     if (rc < 0)
