@@ -439,10 +439,22 @@ static PyType_Spec request_spec = {
 
 /* ---- submitting ----------------------------------------------------------- */
 
+/* The pool is open and driven by the loop running now: its futures and
+ * readers belong to the loop that made it. */
 static int check_open(PoolObject *self)
 {
     if (!self->pool) {
         pycorm_raise_code(self->st, CORM_EMISUSE, "the pool is closed");
+        return -1;
+    }
+    PyObject *loop = PyObject_CallNoArgs(self->st->get_running_loop);
+    if (!loop)
+        return -1;
+    Py_DECREF(loop);
+    if (loop != self->loop) {
+        pycorm_raise_code(self->st, CORM_EMISUSE,
+                          "the pool belongs to another event loop: connect() in the loop "
+                          "that uses it");
         return -1;
     }
     return 0;

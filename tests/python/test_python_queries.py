@@ -516,3 +516,36 @@ def test_queries_wait_for_a_lent_out_pool(url, run):
             assert await other == 5
 
     run(main())
+
+
+def test_pool_options(url, run):
+    async def main():
+        async with await _db(url, min_size=2, max_size=3, prepared_statements=False,
+                             statement_cache_size=4, connect_timeout=5) as db:
+            assert await asyncio.gather(*(db.fetchval("SELECT $1::int8 * 2", i) for i in range(100))) \
+                == [2 * i for i in range(100)]
+            # unnamed statements only: nothing prepared on the server
+            assert await db.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
+            assert 2 <= db.size <= 3
+        with pytest.raises(ValueError):
+            await cm.connect(url, min_size=3, max_size=2)
+        with pytest.raises(TypeError):
+            cm._core.Pool(url, nonsense=1)
+
+    run(main())
+
+
+def test_pool_is_bound_to_its_loop(url):
+    async def make():
+        return await _db(url)
+
+    db = asyncio.run(make())
+
+    async def use():
+        with pytest.raises(cm.InterfaceError, match="another event loop"):
+            await db.fetchval("SELECT 1")
+        await db.close()
+
+    asyncio.run(use())
+    with pytest.raises(RuntimeError):
+        cm._core.Pool(url)  # no running loop
