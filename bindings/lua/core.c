@@ -154,5 +154,11 @@ int luaopen_cormorant_core(lua_State *L)
     lua_pushboolean(L, 0);
 #endif
     lua_setfield(L, -2, "has_integers");
+#ifdef LCORM_HAVE_ARRAYS
+    lua_pushboolean(L, 1);
+#else
+    lua_pushboolean(L, 0);
+#endif
+    lua_setfield(L, -2, "has_arrays");
     return 1;
 }

@@ -1,0 +1,63 @@
+"""Runs every tests/lua/*_test.lua under lua5.4 and under luajit.
+
+Each script is a plain Lua program that raises (and so exits non-zero) on
+the first failed check. It finds the pure-Lua layer in lua/, the C module
+in build/lua/<5.4|jit>/ (built by tests/cormtest.py's plain CMake build),
+and the server in DATABASE_URL (the session's database_url fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))
+
+import cormtest  # noqa: E402
+
+RUNTIMES = {"lua5.4": "5.4", "luajit": "jit"}
+SCRIPTS = sorted(p.name for p in HERE.glob("*_test.lua"))
+
+
+@pytest.fixture(scope="session")
+def lua_build_dir():
+    try:
+        return cormtest.build("plain")
+    except cormtest.BuildError as e:
+        pytest.fail(f"building the C code (plain) failed:\n{e}", pytrace=False)
+
+
+def lua_env(build_dir: Path, runtime: str, database_env: dict) -> dict:
+    env = dict(os.environ)
+    env.update(database_env)
+    path = f"{ROOT}/lua/?.lua;{ROOT}/lua/?/init.lua;{HERE}/?.lua;;"
+    cpath = f"{build_dir}/lua/{RUNTIMES[runtime]}/?.so;;"
+    # Lua 5.4 prefers the versioned variables when they are set.
+    for suffix in ("", "_5_4"):
+        env["LUA_PATH" + suffix] = path
+        env["LUA_CPATH" + suffix] = cpath
+    return env
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_lua(runtime, script, lua_build_dir, database_env):
+    exe = shutil.which(runtime)
+    if not exe:
+        pytest.skip(f"{runtime} is not installed (scripts/install-deps.sh installs it)")
+    module = lua_build_dir / "lua" / RUNTIMES[runtime] / "cormorant" / "core.so"
+    assert module.exists(), f"{module} was not built (pkg-config {runtime} missing?)"
+    proc = subprocess.run([exe, script], cwd=HERE, env=lua_env(lua_build_dir, runtime, database_env),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"{runtime} {script} exited {proc.returncode}:\n{proc.stdout[-6000:]}",
+                    pytrace=False)
