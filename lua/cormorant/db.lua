@@ -124,9 +124,9 @@ end
 -- when it returned normally, or roll back when it raised, returned
 -- nil/false with an error, or a statement of this level failed (the
 -- server cannot commit then).
-local function run_level(tx, fn, ...)
+local function run_level(tx, opts, fn, ...)
   local conn = tx._conn
-  local ok, err = await(conn:begin())
+  local ok, err = await(conn:begin(opts))
   if not ok then
     return nil, err
   end
@@ -158,10 +158,12 @@ local function run_level(tx, fn, ...)
   return nil, rerr
 end
 
--- db:transaction(fn, ...) -> true, fn's results | nil, err. fn(tx, ...)
--- runs on one connection lent by the pool; tx:query/tx:exec/
+-- db:transaction([opts,] fn, ...) -> true, fn's results | nil, err.
+-- fn(tx, ...) runs on one connection lent by the pool; tx:query/tx:exec/
 -- tx:transaction run inside it (a nested transaction is a savepoint).
-function DB:transaction(fn, ...)
+-- opts: isolation ("read committed", "repeatable read", "serializable"),
+-- read_only, deferrable.
+local function transaction(self, opts, fn, ...)
   local pool = checkdb(self, "transaction")
   if type(fn) ~= "function" then
     error("bad argument #1 to 'transaction' (function expected, got " .. type(fn) .. ")", 2)
@@ -171,13 +173,20 @@ function DB:transaction(fn, ...)
     return nil, err
   end
   local tx = setmetatable({ _conn = conn, _db = self, _level = 0, _failed = {} }, Tx)
-  local r = pack(pcall(run_level, tx, fn, ...))
+  local r = pack(pcall(run_level, tx, opts, fn, ...))
   tx._conn = nil
   conn:release()   -- rolls back whatever is still open
   if not r[1] then
     error(r[2], 0)
   end
   return unpack(r, 2, r.n)
+end
+
+function DB:transaction(fn, ...)
+  if type(fn) == "table" then
+    return transaction(self, fn, ...)
+  end
+  return transaction(self, nil, fn, ...)
 end
 
 local function checktx(self, name)
@@ -216,7 +225,7 @@ function Tx:transaction(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'transaction' (function expected, got " .. type(fn) .. ")", 2)
   end
-  return run_level(self, fn, ...)
+  return run_level(self, nil, fn, ...)
 end
 
 function Tx:depth()

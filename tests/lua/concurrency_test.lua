@@ -1,6 +1,7 @@
 -- run/spawn: tasks side by side, their requests pipelined on the pool.
 local T = require "testlib"
 local cm = require "cormorant"
+local TBL = T.table_name("lua_test")
 
 T.case("1,000 tasks over a pool of 4 each get their own result", function()
   local got, done = {}, 0
@@ -56,14 +57,14 @@ end)
 T.case("transactions run side by side with queries", function()
   cm.run(function()
     local db = assert(cm.connect(T.url, { max_size = 3 }))
-    assert(db:exec("CREATE TABLE IF NOT EXISTS lua_conc_test (task int, i int)"))
-    assert(db:exec("DELETE FROM lua_conc_test"))
+    assert(db:exec("CREATE TABLE IF NOT EXISTS " .. TBL .. " (task int, i int)"))
+    assert(db:exec("DELETE FROM " .. TBL))
     local finished = 0
     for t = 1, 10 do
       cm.spawn(function()
         local ok, err = db:transaction(function(tx)
           for i = 1, 5 do
-            assert(tx:exec("INSERT INTO lua_conc_test VALUES ($1, $2)", t, i))
+            assert(tx:exec("INSERT INTO " .. TBL .. " VALUES ($1, $2)", t, i))
             cm.sleep(0)
           end
           if t % 2 == 0 then error("rolled back on purpose") end
@@ -81,10 +82,10 @@ T.case("transactions run side by side with queries", function()
       cm.spawn(function() assert(db:query("SELECT 1")) end)
     end
     while finished < 10 do cm.sleep(0.01) end
-    local rows = assert(db:query("SELECT count(*) AS n, sum(task % 2) AS odd FROM lua_conc_test"))
+    local rows = assert(db:query("SELECT count(*) AS n, sum(task % 2) AS odd FROM " .. TBL))
     T.eq(rows[1].n, 25, "five rows from each committed task")
     T.eq(rows[1].odd, 25, "only odd tasks committed")
-    assert(db:exec("DROP TABLE lua_conc_test"))
+    assert(db:exec("DROP TABLE " .. TBL))
     db:close()
   end)
 end)

@@ -7,6 +7,14 @@ T.url = assert(os.getenv("DATABASE_URL"), "DATABASE_URL is not set")
 T.jit = rawget(_G, "jit") ~= nil
 T.runtime = T.jit and jit.version or _VERSION
 
+-- A table name of our own, so both runtimes (and parallel runs) can share a
+-- database.
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+function T.table_name(prefix)
+  return string.format("%s_%s_%d_%d", prefix, T.jit and "jit" or "54", os.time() % 100000,
+    math.random(1, 1e6))
+end
+
 local function show(v)
   if type(v) == "string" then
     return string.format("%q", v)
