@@ -549,3 +549,21 @@ def test_pool_is_bound_to_its_loop(url):
     asyncio.run(use())
     with pytest.raises(RuntimeError):
         cm._core.Pool(url)  # no running loop
+
+
+def test_idle_pool_does_not_spin(url, run):
+    """After queries, a transaction and a timeout, an idle pool sleeps: the
+    timer follows the engine's deadlines and nothing polls."""
+    async def main():
+        async with await _db(url, min_size=2, max_size=4) as db:
+            await asyncio.gather(*(db.fetchval("SELECT 1") for _ in range(100)))
+            async with db.transaction():
+                await db.fetchval("SELECT 1")
+            with pytest.raises(cm.Timeout):
+                await db.fetchval("SELECT pg_sleep(1)", timeout=0.05)
+            await asyncio.sleep(0.1)
+            c0 = time.process_time()
+            await asyncio.sleep(0.5)
+            assert time.process_time() - c0 < 0.1
+
+    run(main())
