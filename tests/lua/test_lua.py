@@ -1,7 +1,8 @@
 """Runs every tests/lua/*_test.lua under lua5.4 and under luajit.
 
 Each script is a plain Lua program that raises (and so exits non-zero) on
-the first failed check. It finds the pure-Lua layer in lua/, the C module
+the first failed check; exit status 77 means skipped (a missing optional
+library). It finds the pure-Lua layer in lua/, the C module
 in build/lua/<5.4|jit>/ (built by tests/cormtest.py's plain CMake build),
 and the server in DATABASE_URL (the session's database_url fixture).
 """
@@ -58,6 +59,8 @@ def test_lua(runtime, script, lua_build_dir, database_env):
     proc = subprocess.run([exe, script], cwd=HERE, env=lua_env(lua_build_dir, runtime, database_env),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace", timeout=600)
+    if proc.returncode == 77:
+        pytest.skip(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "skipped")
     if proc.returncode != 0:
         pytest.fail(f"{runtime} {script} exited {proc.returncode}:\n{proc.stdout[-6000:]}",
                     pytrace=False)
