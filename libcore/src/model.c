@@ -565,6 +565,16 @@ static const corm__utype *find_utype(const corm_registry *reg, const char *schem
     return found;
 }
 
+/* Does another registry type share u's name (in another schema)? Then
+ * the bare name is ambiguous. */
+static bool find_utype_exact_dup(const corm_registry *reg, const corm__utype *u)
+{
+    for (int i = 0; i < reg->nutypes; i++)
+        if (reg->utypes[i] != u && !strcmp(reg->utypes[i]->name, u->name))
+            return true;
+    return false;
+}
+
 /* Parses "12", "12,2", " 3 " into mods; returns the count or -1. */
 static int parse_mods(const char *s, size_t n, long mods[2], bool allow_neg_second)
 {
@@ -717,25 +727,34 @@ int corm__type_parse(const corm_registry *reg, const char *text, corm__type *t, 
         t->family = bt->family;
         t->serial = bt->serial;
     } else {
-        /* Not built in: an enum or external type the registry knows. */
+        /* Not built in: an enum or external type the registry knows, by
+         * its exact name (any characters), or as schema.name. */
         const char *dot = strchr(name, '.');
         const corm__utype *u = NULL;
-        bool shaped = dot ? simple_ident(name, (size_t)(dot - name)) &&
-                                simple_ident(dot + 1, strlen(dot + 1))
-                          : simple_ident(name, nn);
-        if (!shaped)
-            return corm__err(err, CORM_EPROGRAMMING, "unknown type \"%s\"", text);
-        if (reg) {
-            if (dot)
-                u = find_utype(reg, name, (size_t)(dot - name), dot + 1, strlen(dot + 1));
-            else
-                u = find_utype(reg, NULL, 0, name, nn);
+        for (int i = 0; reg && i < reg->nutypes && !u; i++) {
+            const corm__utype *c = reg->utypes[i];
+            if (!strcmp(c->name, name) && !find_utype_exact_dup(reg, c))
+                u = c;
         }
-        if (!u)
-            return corm__err(err, CORM_EPROGRAMMING,
-                             "unknown type \"%s\" (declare enums with corm_registry_add_enum, "
-                             "other types with corm_registry_add_type)",
-                             text);
+        if (!u) {
+            bool shaped = dot ? simple_ident(name, (size_t)(dot - name)) &&
+                                    simple_ident(dot + 1, strlen(dot + 1))
+                              : simple_ident(name, nn);
+            if (!shaped)
+                return corm__err(err, CORM_EPROGRAMMING, "unknown type \"%s\"", text);
+            if (reg) {
+                if (dot)
+                    u = find_utype(reg, name, (size_t)(dot - name), dot + 1, strlen(dot + 1));
+                else
+                    u = find_utype(reg, NULL, 0, name, nn);
+            }
+            if (!u)
+                return corm__err(err, CORM_EPROGRAMMING,
+                                 "unknown type \"%s\" (declare enums with "
+                                 "corm_registry_add_enum, other types with "
+                                 "corm_registry_add_type)",
+                                 text);
+        }
         if (u->is_enum && nmods)
             return corm__err(err, CORM_EPROGRAMMING, "type \"%s\": an enum takes no modifiers",
                              text);

@@ -25,7 +25,7 @@ typedef struct fx {
 static corm_expr *fx_kept[1024];
 static int fx_nkept;
 
-static corm_expr *keep(corm_expr *e)
+static inline corm_expr *keep(corm_expr *e)
 {
     CHECK(fx_nkept < 1024);
     fx_kept[fx_nkept++] = e;
@@ -40,7 +40,7 @@ static corm_expr *keep(corm_expr *e)
         corm_error_clear(&err_);                                            \
     } while (0)
 
-static int fx_col(corm_model *m, const char *name, const char *type, unsigned flags)
+static inline int fx_col(corm_model *m, const char *name, const char *type, unsigned flags)
 {
     corm_error err = CORM_ERROR_INIT;
     int i = corm_model_add_column(m, name, type, flags, &err);
@@ -55,7 +55,7 @@ static int fx_col(corm_model *m, const char *name, const char *type, unsigned fl
  * default 0, tags text[] null)
  * categories(id, parent_id -> categories null on delete set null, name)
  */
-static void fx_init(fx *f, const char *schema)
+static inline void fx_init(fx *f, const char *schema)
 {
     corm_error err = CORM_ERROR_INIT;
     memset(f, 0, sizeof *f);
@@ -95,7 +95,7 @@ static void fx_init(fx *f, const char *schema)
              &err);
 }
 
-static void fx_free(fx *f)
+static inline void fx_free(fx *f)
 {
     for (int i = 0; i < fx_nkept; i++)
         corm_expr_free(fx_kept[i]);
@@ -106,7 +106,7 @@ static void fx_free(fx *f)
 
 /* ---- expression shorthands (each kept) ---------------------------------- */
 
-static corm_expr *COLA(const corm_model *m, int c, const char *alias)
+static inline corm_expr *COLA(const corm_model *m, int c, const char *alias)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -114,19 +114,19 @@ static corm_expr *COLA(const corm_model *m, int c, const char *alias)
     return keep(e);
 }
 
-static corm_expr *COL(const corm_model *m, int c)
+static inline corm_expr *COL(const corm_model *m, int c)
 {
     return COLA(m, c, NULL);
 }
 
-static corm_value VI(int64_t i)
+static inline corm_value VI(int64_t i)
 {
     corm_value v = {.kind = CORM_INT};
     v.v.i = i;
     return v;
 }
 
-static corm_value VS(const char *s)
+static inline corm_value VS(const char *s)
 {
     corm_value v = {.kind = CORM_TEXT};
     v.v.str.ptr = s;
@@ -134,13 +134,13 @@ static corm_value VS(const char *s)
     return v;
 }
 
-static corm_value VN(void)
+static inline corm_value VN(void)
 {
     corm_value v = {.kind = CORM_NULL};
     return v;
 }
 
-static corm_expr *CMPV(const corm_expr *l, int op, corm_value v)
+static inline corm_expr *CMPV(const corm_expr *l, int op, corm_value v)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -148,17 +148,17 @@ static corm_expr *CMPV(const corm_expr *l, int op, corm_value v)
     return keep(e);
 }
 
-static corm_expr *CMPI(const corm_expr *l, int op, int64_t i)
+static inline corm_expr *CMPI(const corm_expr *l, int op, int64_t i)
 {
     return CMPV(l, op, VI(i));
 }
 
-static corm_expr *CMPS(const corm_expr *l, int op, const char *s)
+static inline corm_expr *CMPS(const corm_expr *l, int op, const char *s)
 {
     return CMPV(l, op, VS(s));
 }
 
-static corm_expr *OP(int op, const corm_expr *a, const corm_expr *b)
+static inline corm_expr *OP(int op, const corm_expr *a, const corm_expr *b)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -166,7 +166,7 @@ static corm_expr *OP(int op, const corm_expr *a, const corm_expr *b)
     return keep(e);
 }
 
-static corm_expr *AND(const corm_expr *a, const corm_expr *b)
+static inline corm_expr *AND(const corm_expr *a, const corm_expr *b)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -174,7 +174,7 @@ static corm_expr *AND(const corm_expr *a, const corm_expr *b)
     return keep(e);
 }
 
-static corm_expr *OR(const corm_expr *a, const corm_expr *b)
+static inline corm_expr *OR(const corm_expr *a, const corm_expr *b)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -182,7 +182,7 @@ static corm_expr *OR(const corm_expr *a, const corm_expr *b)
     return keep(e);
 }
 
-static corm_expr *NOT(const corm_expr *a)
+static inline corm_expr *NOT(const corm_expr *a)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -190,7 +190,7 @@ static corm_expr *NOT(const corm_expr *a)
     return keep(e);
 }
 
-static corm_expr *VAL(corm_registry *reg, corm_value v)
+static inline corm_expr *VAL(corm_registry *reg, corm_value v)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -198,7 +198,7 @@ static corm_expr *VAL(corm_registry *reg, corm_value v)
     return keep(e);
 }
 
-static corm_expr *VALFOR(const corm_expr *like, corm_value v)
+static inline corm_expr *VALFOR(const corm_expr *like, corm_value v)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -206,7 +206,7 @@ static corm_expr *VALFOR(const corm_expr *like, corm_value v)
     return keep(e);
 }
 
-static corm_expr *AGG(corm_registry *reg, int agg, const corm_expr *arg, unsigned flags)
+static inline corm_expr *AGG(corm_registry *reg, int agg, const corm_expr *arg, unsigned flags)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -214,7 +214,7 @@ static corm_expr *AGG(corm_registry *reg, int agg, const corm_expr *arg, unsigne
     return keep(e);
 }
 
-static corm_expr *FUNC(corm_registry *reg, const char *name, int n, const corm_expr *a0,
+static inline corm_expr *FUNC(corm_registry *reg, const char *name, int n, const corm_expr *a0,
                        const corm_expr *a1)
 {
     const corm_expr *args[2] = {a0, a1};
@@ -224,7 +224,7 @@ static corm_expr *FUNC(corm_registry *reg, const char *name, int n, const corm_e
     return keep(e);
 }
 
-static corm_expr *IDENT(corm_registry *reg, const char *q, const char *name)
+static inline corm_expr *IDENT(corm_registry *reg, const char *q, const char *name)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -232,7 +232,7 @@ static corm_expr *IDENT(corm_registry *reg, const char *q, const char *name)
     return keep(e);
 }
 
-static corm_expr *INI(const corm_expr *l, int n, const int64_t *vals, bool negate)
+static inline corm_expr *INI(const corm_expr *l, int n, const int64_t *vals, bool negate)
 {
     corm_value v[64];
     CHECK(n <= 64);
@@ -244,7 +244,7 @@ static corm_expr *INI(const corm_expr *l, int n, const int64_t *vals, bool negat
     return keep(e);
 }
 
-static corm_expr *INS(const corm_expr *l, int n, const char *const *vals, bool negate)
+static inline corm_expr *INS(const corm_expr *l, int n, const char *const *vals, bool negate)
 {
     corm_value v[64];
     CHECK(n <= 64);
@@ -256,7 +256,7 @@ static corm_expr *INS(const corm_expr *l, int n, const char *const *vals, bool n
     return keep(e);
 }
 
-static corm_expr *RAW(corm_registry *reg, const char *sql, int n, const corm_value *params)
+static inline corm_expr *RAW(corm_registry *reg, const char *sql, int n, const corm_value *params)
 {
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
@@ -265,7 +265,7 @@ static corm_expr *RAW(corm_registry *reg, const char *sql, int n, const corm_val
 }
 
 /* Compiles q and checks its SQL text. */
-static void golden_(const char *file, int line, corm_query *q, const char *want)
+static inline void golden_(const char *file, int line, corm_query *q, const char *want)
 {
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_query_compile(q, &err);
@@ -279,7 +279,7 @@ static void golden_(const char *file, int line, corm_query *q, const char *want)
 #define GOLDEN(q, want) golden_(__FILE__, __LINE__, (q), (want))
 
 /* The text of parameter i (1-based) of q as bound (binary text or text format). */
-static void param_text(const corm_query *q, int i, char *buf, size_t size)
+static inline void param_text(const corm_query *q, int i, char *buf, size_t size)
 {
     CHECK(i >= 1 && i <= q->nparams);
     int32_t len = q->lens[i - 1];
@@ -291,7 +291,7 @@ static void param_text(const corm_query *q, int i, char *buf, size_t size)
 }
 
 /* An integer parameter (int2, int4 or int8, by its length). */
-static int64_t param_int8(const corm_query *q, int i)
+static inline int64_t param_int8(const corm_query *q, int i)
 {
     CHECK(i >= 1 && i <= q->nparams);
     const char *p = q->data.data + q->offsets[i - 1];
