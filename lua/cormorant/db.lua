@@ -110,7 +110,6 @@ function DB:close()
   end
 end
 DB.__close = DB.close
-DB.__gc = DB.close
 
 function DB:closed()
   return not self._pool or self._pool:closed()

@@ -64,3 +64,30 @@ def test_lua(runtime, script, lua_build_dir, database_env):
     if proc.returncode != 0:
         pytest.fail(f"{runtime} {script} exited {proc.returncode}:\n{proc.stdout[-6000:]}",
                     pytrace=False)
+
+
+# Scripts also run under valgrind memcheck on Lua 5.4 (LuaJIT's allocator
+# and JIT confuse memcheck): any invalid access or definite/indirect leak
+# in the binding or the engine fails them.
+VALGRIND_SCRIPTS = ["lifecycle_test.lua", "errors_test.lua", "transaction_test.lua",
+                    "types_test.lua", "misuse_test.lua"]
+
+
+@pytest.mark.database
+@pytest.mark.valgrind
+@pytest.mark.parametrize("script", VALGRIND_SCRIPTS)
+def test_lua_valgrind(script, lua_build_dir, database_env):
+    variants = os.environ.get("CORM_TEST_VARIANTS", "plain,asan,valgrind").split(",")
+    if "valgrind" not in variants:
+        pytest.skip("valgrind not in CORM_TEST_VARIANTS")
+    exe, valgrind = shutil.which("lua5.4"), shutil.which("valgrind")
+    if not exe or not valgrind:
+        pytest.skip("lua5.4 or valgrind is not installed")
+    cmd = [valgrind, "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+           "--error-exitcode=99", exe, script]
+    proc = subprocess.run(cmd, cwd=HERE, env=lua_env(lua_build_dir, "lua5.4", database_env),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"valgrind lua5.4 {script} exited {proc.returncode}:\n{proc.stdout[-8000:]}",
+                    pytrace=False)
