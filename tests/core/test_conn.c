@@ -335,8 +335,7 @@ TEST(connect_helper_failure_leaves_out_null)
         CHECK_MSG(rc == CORM_ECONNECTION, "connect %s: got %d", bad[i], rc);
         CHECK(err.message != NULL);
         corm_error_clear(&err);
-        /* BUG (wait.c, corm_conn_connect): when corm_conn_open fails, the
-         * helper returns without setting *out = NULL. */
+        /* Regression: the helper once returned early without resetting *out. */
         CHECK_MSG(c == NULL, "%s: *out left as %p", bad[i], (void *)c);
     }
     /* Bad options: misuse, *out NULL as well. */

@@ -140,8 +140,8 @@ TEST(stale_plan_retry_keeps_submission_order)
         TH_REPLY_OK(&r[i]);
     CHECK_EQ_INT(corm_result_ncols(r[0].res), 2);
     CHECK_EQ_INT(corm_result_ncols(r[3].res), 2);
-    /* BUG (pipeline.c, resend): the retried request is appended at the
-     * end of the pipeline, so it completes after requests submitted later. */
+    /* Regression: the retried request was once appended at the end of the
+     * pipeline and completed after requests submitted later. */
     for (int i = 0; i < 4; i++)
         CHECK_MSG(r[i].seq == i, "request %d completed as number %d", i, r[i].seq);
     for (int i = 0; i < 4; i++)
@@ -223,11 +223,11 @@ TEST(statement_cache_evicts_one_at_a_time)
     th_budget budget;
     th_budget_options(&opt, &budget, 16u << 20);
     corm_conn *c = th_connect_opt(&opt);
-    /* BUG (pipeline.c, send_req): the engine's own "DEALLOCATE corm_N" for
-     * an evicted statement is itself prepared and cached, which evicts
-     * another entry and queues another DEALLOCATE, forever: the first
-     * submit that overflows the cache never returns (send_pending loops,
-     * memory grows). The allocation budget turns the hang into a failure. */
+    /* Regression: the engine's own "DEALLOCATE corm_N" for an evicted
+     * statement was once prepared and cached itself, evicting another entry
+     * and queueing another DEALLOCATE forever (the first overflowing submit
+     * never returned). The allocation budget turns such a loop into a quick
+     * failure. */
     for (int round = 0; round < 3; round++)
         for (int k = 0; k < 5; k++) {
             th_reply r;

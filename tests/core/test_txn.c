@@ -353,10 +353,9 @@ TEST(failed_commit_ends_transaction)
     CHECK_EQ_INT(corm_conn_txn_depth(c), 0);
     /* The server is outside any transaction: */
     CHECK_EQ_INT(th_server_idle(c), 1);
-    /* BUG (pipeline.c, finish_head/track_transaction): the BEGIN's tag set
-     * server_in_txn, and a failed COMMIT is never tracked, so the engine
-     * keeps reporting an open transaction. Also reached with a SERIALIZABLE
-     * commit failing with 40001 (test_errors). */
+    /* Regression: a failed COMMIT was once not tracked, and the engine kept
+     * reporting an open transaction (also reached by a SERIALIZABLE commit
+     * failing with 40001). */
     CHECK_EQ_INT(corm_conn_in_transaction(c), 0);
     th_execf(c, "DROP TABLE %s", t);
     corm_conn_close(c);
