@@ -41,6 +41,29 @@ local function checkdb(self, name)
   return pool
 end
 
+-- The transaction each coroutine is inside (per database), so that
+-- db:query/db:exec called from a transaction's function (by the user or by
+-- models through the default database) run on the transaction's connection.
+local MAIN = {}   -- key for the main thread (LuaJIT's coroutine.running() is nil there)
+local current_tx = setmetatable({}, { __mode = "k" })
+
+local function current(self)
+  local by_db = current_tx[coroutine.running() or MAIN]
+  return by_db and by_db[self]
+end
+
+local function set_current(db, tx)
+  local co = coroutine.running() or MAIN
+  local by_db = current_tx[co]
+  if not by_db then
+    by_db = {}
+    current_tx[co] = by_db
+  end
+  local prev = by_db[db]
+  by_db[db] = tx
+  return prev
+end
+
 local function checksql(sql, name)
   if type(sql) ~= "string" then
     error("bad argument #1 to '" .. name .. "' (string expected, got " .. type(sql) .. ")", 3)
@@ -83,14 +106,18 @@ end
 function DB:query(sql, ...)
   local pool = checkdb(self, "query")
   checksql(sql, "query")
+  local tx = current(self)
+  if tx then
+    return tx:query(sql, ...)
+  end
   return await(pool:submit(sql, ...))
 end
 
 -- db:exec(sql, ...) -> affected rows (0 when the statement reports none)
 function DB:exec(sql, ...)
-  local pool = checkdb(self, "exec")
+  checkdb(self, "exec")
   checksql(sql, "exec")
-  local rows, affected = await(pool:submit(sql, ...))
+  local rows, affected = self:query(sql, ...)
   if not rows then
     return nil, affected
   end
@@ -131,7 +158,9 @@ local function run_level(tx, opts, fn, ...)
   end
   local level = tx._level + 1
   tx._level = level
+  local prev = set_current(tx._db, tx)
   local r = pack(pcall(fn, tx, ...))
+  set_current(tx._db, prev)
   tx._level = level - 1
   local failed = tx._failed[level]
   tx._failed[level] = nil
@@ -159,7 +188,9 @@ end
 
 -- db:transaction([opts,] fn, ...) -> true, fn's results | nil, err.
 -- fn(tx, ...) runs on one connection lent by the pool; tx:query/tx:exec/
--- tx:transaction run inside it (a nested transaction is a savepoint).
+-- tx:transaction run inside it (a nested transaction is a savepoint), and
+-- so do db:query/db:exec/db:transaction called from fn's coroutine. Tasks
+-- spawned from fn use the pool, not the transaction.
 -- opts: isolation ("read committed", "repeatable read", "serializable"),
 -- read_only, deferrable.
 local function transaction(self, opts, fn, ...)
@@ -182,6 +213,14 @@ local function transaction(self, opts, fn, ...)
 end
 
 function DB:transaction(fn, ...)
+  checkdb(self, "transaction")
+  local tx = current(self)
+  if tx then   -- already inside one in this coroutine: a savepoint
+    if type(fn) == "table" then
+      error("cormorant: a nested transaction cannot take options", 2)
+    end
+    return tx:transaction(fn, ...)
+  end
   if type(fn) == "table" then
     return transaction(self, fn, ...)
   end

@@ -94,6 +94,29 @@ local function body(db)
     T.eq(ids(), "1,5,7", "outer and kept inner committed")
   end)
 
+  T.case("db calls inside the transaction's function use its connection", function()
+    local ok, err = db:transaction(function(tx)
+      local pid = assert(tx:query("SELECT pg_backend_pid() AS p"))[1].p
+      for _ = 1, 5 do
+        T.eq(assert(db:query("SELECT pg_backend_pid() AS p"))[1].p, pid, "same backend")
+      end
+      assert(db:exec("INSERT INTO " .. TBL .. " VALUES (50, 'through db')"))
+      local iok = db:transaction(function(tx2)
+        T.eq(tx2, tx, "nested through db: the same transaction")
+        T.eq(tx2:depth(), 2, "a savepoint")
+        assert(db:exec("INSERT INTO " .. TBL .. " VALUES (51, 'inner')"))
+        error("undo the inner one")
+      end)
+      T.eq(iok, nil, "inner rolled back")
+      error("undo everything")
+    end)
+    T.eq(ok, nil, "rolled back")
+    assert(tostring(err):find("undo everything"))
+    T.eq(ids(), "1,5,7", "nothing from inside remains")
+    -- outside the function, db goes back to the pool
+    assert(db:transaction(function() end))
+  end)
+
   T.case("isolation options reach the server", function()
     local ok, err = db:transaction(function(tx)
       local rows = assert(tx:query("SHOW transaction_isolation"))
