@@ -91,3 +91,49 @@ def test_lua_valgrind(script, lua_build_dir, database_env):
     if proc.returncode != 0:
         pytest.fail(f"valgrind lua5.4 {script} exited {proc.returncode}:\n{proc.stdout[-8000:]}",
                     pytrace=False)
+
+
+# The same scripts against build-asan/'s module (ASan + UBSan, LeakSanitizer
+# on), on both runtimes: the interpreters are not instrumented, so the
+# sanitizer runtimes are preloaded.
+ASAN_SCRIPTS = ["lifecycle_test.lua", "errors_test.lua", "transaction_test.lua",
+                "types_test.lua", "bigint_test.lua", "concurrency_test.lua"]
+
+
+def _sanitizer_preload() -> str | None:
+    libs = []
+    for name in ("libasan.so", "libubsan.so"):
+        proc = subprocess.run(["cc", f"-print-file-name={name}"], stdout=subprocess.PIPE,
+                              text=True, check=False)
+        path = proc.stdout.strip()
+        if proc.returncode != 0 or not os.path.isabs(path) or not os.path.exists(path):
+            return None
+        libs.append(path)
+    return " ".join(libs)
+
+
+@pytest.mark.database
+@pytest.mark.asan
+@pytest.mark.parametrize("script", ASAN_SCRIPTS)
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_lua_asan(runtime, script, database_env):
+    variants = os.environ.get("CORM_TEST_VARIANTS", "plain,asan,valgrind").split(",")
+    if "asan" not in variants:
+        pytest.skip("asan not in CORM_TEST_VARIANTS")
+    exe = shutil.which(runtime)
+    preload = _sanitizer_preload()
+    if not exe or not preload:
+        pytest.skip(f"{runtime} or the sanitizer runtimes are not installed")
+    try:
+        build_dir = cormtest.build("asan")
+    except cormtest.BuildError as e:
+        pytest.fail(f"building the C code (asan) failed:\n{e}", pytrace=False)
+    env = lua_env(build_dir, runtime, database_env)
+    env["LD_PRELOAD"] = preload
+    env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+    env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
+    proc = subprocess.run([exe, script], cwd=HERE, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace", timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"{runtime} {script} (asan) exited {proc.returncode}:\n{proc.stdout[-8000:]}",
+                    pytrace=False)
