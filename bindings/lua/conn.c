@@ -389,6 +389,8 @@ static int conn_submit(lua_State *L)
     int rc = corm_query_sql(&q, sql, &err);
     if (rc == CORM_OK)
         rc = lcorm_bind_params(L, 3, top, q, &err);
+    if (rc == CORM_OK && u->box->query_timeout_ms > 0)
+        rc = corm_query_set_timeout(q, u->box->query_timeout_ms, &err);
     if (rc == CORM_OK)
         rc = corm_conn_submit(u->c, q, on_done, r, &r->id, &err);
     corm_query_free(q);
@@ -509,14 +511,15 @@ static int opt_seconds(lua_State *L, int t, const char *key, int dflt)
 
 /*
  * core.pool(conninfo [, opts]) -> pool | nil, err. Does not block. opts:
- * min_size, max_size, pipeline_depth, connect_timeout (seconds),
- * prepared_statements (boolean), statement_cache_size.
+ * min_size, max_size, pipeline_depth, connect_timeout and query_timeout
+ * (seconds), prepared_statements (boolean), statement_cache_size.
  */
 int lcorm_pool_new(lua_State *L)
 {
     const char *conninfo = luaL_checkstring(L, 1);
     corm_options opt;
     corm_options_init(&opt);
+    int query_timeout_ms = 0;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         opt.pool_min_size = opt_int(L, 2, "min_size", opt.pool_min_size, 0);
@@ -525,6 +528,7 @@ int lcorm_pool_new(lua_State *L)
             opt.pool_min_size = opt.pool_max_size;
         opt.pool_pipeline_depth = opt_int(L, 2, "pipeline_depth", opt.pool_pipeline_depth, 1);
         opt.connect_timeout_ms = opt_seconds(L, 2, "connect_timeout", opt.connect_timeout_ms);
+        query_timeout_ms = opt_seconds(L, 2, "query_timeout", 0);
         opt.statement_cache_size =
             opt_int(L, 2, "statement_cache_size", opt.statement_cache_size, 0);
         lua_getfield(L, 2, "prepared_statements");
@@ -545,6 +549,7 @@ int lcorm_pool_new(lua_State *L)
         return luaL_error(L, "epoll_create1: %s", strerror(errno));
     }
     b->refs = 1;
+    b->query_timeout_ms = query_timeout_ms;
     u->box = b;
     corm_error err = CORM_ERROR_INIT;
     corm_pool *p = NULL;
@@ -610,6 +615,8 @@ static int pool_submit(lua_State *L)
     int rc = corm_query_sql(&q, sql, &err);
     if (rc == CORM_OK)
         rc = lcorm_bind_params(L, 3, top, q, &err);
+    if (rc == CORM_OK && b->query_timeout_ms > 0)
+        rc = corm_query_set_timeout(q, b->query_timeout_ms, &err);
     if (rc == CORM_OK)
         rc = corm_pool_submit(b->pool, q, on_done, r, &r->id, &err);
     corm_query_free(q);
@@ -633,6 +640,18 @@ static int pool_acquire(lua_State *L)
         return lcorm_fail(L, &err);
     }
     return 1;
+}
+
+/* pool:set_query_timeout(seconds | nil) - the client-side deadline of every
+ * statement submitted from now on: when it passes, the server is asked to
+ * cancel it and the request fails with class "timeout". */
+static int pool_set_query_timeout(lua_State *L)
+{
+    lcorm_box *b = checkpool(L);
+    lua_Number t = luaL_optnumber(L, 2, 0);
+    luaL_argcheck(L, t >= 0, 2, "timeout must be >= 0");
+    b->query_timeout_ms = t > 0 ? (t * 1000 > INT32_MAX ? INT32_MAX : (int)ceil(t * 1000)) : 0;
+    return 0;
 }
 
 static int pool_pollfd(lua_State *L)
@@ -676,6 +695,7 @@ static int pool_tostring(lua_State *L)
 static const luaL_Reg pool_methods[] = {
     {"submit", pool_submit},   {"acquire", pool_acquire}, {"close", pool_close},
     {"closed", pool_closed},   {"size", pool_size},       {"pollfd", pool_pollfd},
+    {"set_query_timeout", pool_set_query_timeout},
     {"events", l_events},      {"timeout", pool_timeout}, {"step", pool_step},
     {NULL, NULL}};
 

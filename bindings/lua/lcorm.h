@@ -32,6 +32,7 @@ typedef struct lcorm_box {
     int stepping;            /* inside corm_pool_step */
     corm_conn **deferred;    /* lent connections to give back after a step */
     int ndeferred, capdeferred;
+    int query_timeout_ms;    /* applied to every statement submitted; 0: none */
 } lcorm_box;
 
 /* core.c: the module's entry point, the one exported symbol. */

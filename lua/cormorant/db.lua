@@ -73,8 +73,8 @@ end
 -- connect(conninfo [, opts]) -> db | nil, err. Waits until the first
 -- connection is ready, so a server that cannot be reached gives nil, err
 -- (class "connection"). opts: max_size, min_size, pipeline_depth,
--- connect_timeout and acquire_timeout (seconds), prepared_statements,
--- statement_cache_size.
+-- connect_timeout, acquire_timeout and query_timeout (seconds),
+-- prepared_statements, statement_cache_size.
 function M.connect(conninfo, opts)
   if type(conninfo) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(conninfo) .. ")", 2)
@@ -129,6 +129,13 @@ function DB:pollfd() return checkdb(self, "pollfd"):pollfd() end
 function DB:events() return "r" end
 function DB:timeout() return checkdb(self, "timeout"):timeout() end
 function DB:step() return checkdb(self, "step"):step() end
+
+-- db:set_query_timeout(seconds | nil): a deadline for every statement from
+-- now on; one that passes fails with class "timeout" (the server is asked to
+-- stop the statement) and the database stays usable.
+function DB:set_query_timeout(seconds)
+  checkdb(self, "set_query_timeout"):set_query_timeout(seconds)
+end
 
 function DB:close()
   if self._pool then
