@@ -377,6 +377,26 @@ fail:
 
 /* ---- parameters ----------------------------------------------------------- */
 
+static bool is_bytea(lua_State *L, int i)
+{
+    if (!lua_istable(L, i) || !lua_getmetatable(L, i))
+        return false;
+    luaL_getmetatable(L, LCORM_BYTEA);
+    bool yes = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return yes;
+}
+
+int lcorm_bytea(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TSTRING);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    luaL_setmetatable(L, LCORM_BYTEA);
+    return 1;
+}
+
 void lcorm_check_params(lua_State *L, int first, int last)
 {
     for (int i = first; i <= last; i++) {
@@ -400,6 +420,15 @@ void lcorm_check_params(lua_State *L, int first, int last)
                 luaL_argerror(L, i, "cannot bind this cdata");
             lua_replace(L, i);
             break;
+        case LUA_TTABLE:
+            if (is_bytea(L, i)) {
+                lua_rawgeti(L, i, 1);
+                bool ok = lua_type(L, -1) == LUA_TSTRING;
+                lua_pop(L, 1);
+                if (ok)
+                    break;
+            }
+            /* fall through */
         default:
             luaL_argerror(L, i, lua_pushfstring(L, "cannot bind a %s as a parameter",
                                                 luaL_typename(L, i)));
@@ -425,6 +454,14 @@ int lcorm_bind_params(lua_State *L, int first, int last, corm_query *q, corm_err
             else
                 rc = corm_query_bind_double(q, (double)lua_tonumber(L, i), err);
             break;
+        case LUA_TTABLE: { /* core.bytea (lcorm_check_params made sure) */
+            size_t len;
+            lua_rawgeti(L, i, 1);   /* anchored in the table while we bind */
+            const char *p = lua_tolstring(L, -1, &len);
+            rc = corm_query_bind_bytes(q, p, len, err);
+            lua_pop(L, 1);
+            break;
+        }
         default: { /* a string (lcorm_check_params made sure) */
             corm_value v;
             memset(&v, 0, sizeof v);

@@ -131,11 +131,16 @@ static int l_set_hook(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"pool", lcorm_pool_new}, {"poll", l_poll},         {"poll1", l_poll1},
-    {"now", l_now},           {"set_hook", l_set_hook}, {NULL, NULL}};
+    {"now", l_now},           {"set_hook", l_set_hook}, {"bytea", lcorm_bytea},
+    {NULL, NULL}};
 
 int luaopen_cormorant_core(lua_State *L)
 {
     lcorm_open_conn(L);
+    luaL_newmetatable(L, LCORM_BYTEA);
+    lua_pushliteral(L, LCORM_BYTEA);
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
     lua_newtable(L);   /* module state */
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

@@ -15,6 +15,7 @@
 #define LCORM_CONN "cormorant.conn"
 #define LCORM_REQUEST "cormorant.request"
 #define LCORM_ERROR "cormorant.error"
+#define LCORM_BYTEA "cormorant.bytea"   /* core.bytea(s): a string to bind as bytea */
 /* Registry table of module state: conversion hooks, the null sentinel. */
 #define LCORM_STATE "cormorant.state"
 
@@ -68,6 +69,8 @@ int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err);
  * it may raise.
  */
 void lcorm_check_params(lua_State *L, int first, int last);
+/* core.bytea(s): wraps a string so that it binds as bytea. */
+int lcorm_bytea(lua_State *L);
 /* Binds the checked parameters to q. Never raises. */
 int lcorm_bind_params(lua_State *L, int first, int last, corm_query *q, corm_error *err);
 

@@ -21,6 +21,7 @@ local M = {
   spawn = sched.spawn,
   sleep = sched.sleep,
   await = db.await,
+  bytea = core.bytea,    -- cm.bytea(s): bind a string as bytea (strings bind as text)
 }
 
 -- LuaJIT: int8 values beyond 2^53 arrive as int64_t cdata (exact), and
