@@ -88,10 +88,14 @@ int corm__param_encode(const corm__alloc *a, const corm_value *v, const corm__ty
         corm__buf_free(&b, a);
         return corm__err(err, CORM_EDATA, "%s: value too large", label ? label : "value");
     }
-    /* An enum's binary form is its label's bytes: send text for an enum
-     * column in binary, typed by the server from the column. */
-    if (t && t->family == CORM__F_ENUM && t->ndims == 0 && v->kind == CORM_TEXT && format == 0)
+    /* An enum's binary form is its label's bytes: text for an enum column
+     * goes in binary, typed by the server from the column (the text form
+     * the codec made may carry a terminating NUL for libpq). */
+    if (t && t->family == CORM__F_ENUM && t->ndims == 0 && v->kind == CORM_TEXT &&
+        v->oid == 0 && format == 0) {
         format = 1;
+        b.len = v->v.str.len;
+    }
     out->oid = oid;
     out->format = format;
     out->len = is_null ? -1 : (int32_t)b.len;
