@@ -455,6 +455,25 @@ static int conn_backend_pid(lua_State *L)
     return 1;
 }
 
+/* The pollable protocol of a lent connection is its pool's. */
+static int conn_pollfd(lua_State *L)
+{
+    lua_pushinteger(L, checkconn(L)->box->epfd);
+    return 1;
+}
+
+static int conn_timeout(lua_State *L)
+{
+    push_timeout(L, corm_pool_timeout(checkconn(L)->box->pool));
+    return 1;
+}
+
+static int conn_step(lua_State *L)
+{
+    box_step(checkconn(L)->box);
+    return 0;
+}
+
 static int conn_tostring(lua_State *L)
 {
     lcorm_connud *u = luaL_checkudata(L, 1, LCORM_CONN);
@@ -705,7 +724,8 @@ static const luaL_Reg pool_meta[] = {
 static const luaL_Reg conn_methods[] = {
     {"submit", conn_submit},     {"begin", conn_begin},     {"commit", conn_commit},
     {"rollback", conn_rollback}, {"depth", conn_depth},     {"backend_pid", conn_backend_pid},
-    {"release", conn_release},   {NULL, NULL}};
+    {"release", conn_release},   {"pollfd", conn_pollfd},   {"events", l_events},
+    {"timeout", conn_timeout},   {"step", conn_step},       {NULL, NULL}};
 
 static const luaL_Reg conn_meta[] = {
     {"__gc", conn_release}, {"__close", conn_release}, {"__tostring", conn_tostring},

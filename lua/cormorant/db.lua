@@ -137,6 +137,11 @@ function DB:set_query_timeout(seconds)
   checkdb(self, "set_query_timeout"):set_query_timeout(seconds)
 end
 
+-- db:size() -> connections open or opening, and of them idle
+function DB:size()
+  return checkdb(self, "size"):size()
+end
+
 function DB:close()
   if self._pool then
     self._pool:close()

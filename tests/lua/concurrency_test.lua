@@ -19,7 +19,7 @@ T.case("1,000 tasks over a pool of 4 each get their own result", function()
     -- the database is closed when they are all done (below).
     cm.spawn(function()
       while done < 1000 do cm.sleep(0.005) end
-      size = db._pool:size()
+      size = db:size()
       db:close()
     end)
   end)
