@@ -125,6 +125,22 @@ T.case("refused connection: connection", function()
   check(err, "connection", nil)
 end)
 
+T.case("a backend terminated mid-transaction: connection, and the pool recovers", function()
+  local victim = assert(cm.connect(T.url, { max_size = 2 }))
+  local ok, err = victim:transaction(function(tx)
+    local pid = assert(tx:query("SELECT pg_backend_pid() AS p"))[1].p
+    assert(db:query("SELECT pg_terminate_backend($1::int4)", pid))
+    return tx:query("SELECT 1")
+  end)
+  T.eq(ok, nil, "failed")
+  check(err, "connection", err.sqlstate)
+  assert(err.sqlstate == nil or err.sqlstate == "57P01", "sqlstate " .. tostring(err.sqlstate))
+  for i = 1, 5 do
+    T.eq(assert(victim:query("SELECT $1::int8 AS i", i))[1].i, i, "the pool replaced it")
+  end
+  victim:close()
+end)
+
 T.case("errors made in Lua", function()
   local e = cm.error("not_found", "no row found", "id = 1")
   check(e, "not_found", nil)
