@@ -182,6 +182,7 @@ struct corm_query {
     size_t *offsets;         /* into data */
     corm__buf data;
     int timeout_ms;
+    int placeholders;        /* highest $n in raw sql */
     /* A built query's AST and compiled shape (sql_int.h); NULL for raw SQL,
      * whose text is sql. A built query's sql stays NULL. */
     struct corm__built *built;
@@ -190,6 +191,12 @@ struct corm_query {
 /* The SQL text to send for q, compiling a built query if needed (the text
  * is cached in q and borrowed by the caller until q changes). */
 int corm__query_finalize(const corm_query *q, const char **sql, corm_error *err);
+/* The highest $n placeholder in sql, outside literals, quoted names and
+ * comments; 0 when there is none. */
+int corm__sql_max_placeholder(const char *sql);
+/* CORM_EMISUSE unless nparams matches sql's placeholders (given, or -1 to
+ * scan sql). */
+int corm__check_param_count(const char *sql, int placeholders, int nparams, corm_error *err);
 
 /* Models, expressions, built queries (model.c, expr.c, sql.c, ddl.c). */
 #include "sql_int.h"
@@ -345,6 +352,10 @@ void corm__conn_ready(corm_conn *c);
 /* Marks c broken with why (class forced to CORM_ECONNECTION unless it is
  * a timeout), closes the socket and fails every request. */
 void corm__conn_broken(corm_conn *c, const corm_error *why);
+/* Gives up on c without running callbacks: it is marked broken and its
+ * requests fail at the next step. For a connection that cannot be made
+ * safe to reuse (e.g. no memory to roll its transaction back). */
+void corm__conn_discard(corm_conn *c, const char *why);
 /* Completes every request in the list with err (callbacks run) and empties it. */
 void corm__conn_fail_all(corm_conn *c, const corm_error *err);
 void corm__cancel_job_release(corm__cancel_job *job);

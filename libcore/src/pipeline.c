@@ -31,6 +31,11 @@ int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q, co
         int rc = corm__query_finalize(q, &text, err);
         if (rc < 0)
             return rc;
+    } else {
+        /* SQL text with nothing bound: refuse a $n it would need. */
+        int rc = corm__check_param_count(sql, -1, 0, err);
+        if (rc < 0)
+            return rc;
     }
     size_t sqllen = strlen(text);
     size_t datalen = q ? q->data.len : 0;
@@ -219,6 +224,15 @@ static void broken_later(corm_conn *c, const char *context)
     mark_broken(c, &e);
     corm_error_clear(&e);
     c->fail_pending = true;
+}
+
+void corm__conn_discard(corm_conn *c, const char *why)
+{
+    corm_error e = CORM_ERROR_INIT;
+    corm__err(&e, CORM_ECONNECTION, "connection discarded: %s", why);
+    mark_broken(c, &e);
+    corm_error_clear(&e);
+    c->fail_pending = c->head != NULL;
 }
 
 /* ---- sending --------------------------------------------------------- */

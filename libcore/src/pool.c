@@ -398,7 +398,8 @@ int corm_pool_release(corm_pool *p, corm_conn *conn, corm_error *err)
         /* Opened through corm_conn_begin: roll back at once, behind
          * whatever the borrower left in flight. */
         conn->txn_depth = 0;
-        corm__conn_submit_internal(conn, "ROLLBACK", NULL);
+        if (corm__conn_submit_internal(conn, "ROLLBACK", NULL) < 0)
+            corm__conn_discard(conn, "cannot roll back the borrower's transaction");
     }
     p->work = true;
     sync_watch(p);
@@ -438,8 +439,10 @@ static void maintain(corm_pool *p)
         if (m->c->server_in_txn) {
             /* A transaction begun with SQL text: end it before anyone else
              * can see it. */
-            corm__conn_submit_internal(m->c, "ROLLBACK", NULL);
-            m->c->server_in_txn = false;
+            if (corm__conn_submit_internal(m->c, "ROLLBACK", NULL) < 0)
+                corm__conn_discard(m->c, "cannot roll back the borrower's transaction");
+            else
+                m->c->server_in_txn = false;
             continue;
         }
         m->releasing = false;

@@ -7,6 +7,124 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool ident_char(char ch)
+{
+    unsigned char u = (unsigned char)ch;
+    return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+           u == '_' || u == '$' || u >= 0x80;
+}
+
+/* Skips a dollar-quoted string starting at p ("$tag$...$tag$"); returns p
+ * unchanged when p does not start one. */
+static const char *skip_dollar_quote(const char *p)
+{
+    const char *t = p + 1;
+    if (*t >= '0' && *t <= '9')
+        return p;   /* $1 is a placeholder, not a tag */
+    while (*t && *t != '$' && ident_char(*t))
+        t++;
+    if (*t != '$')
+        return p;
+    size_t taglen = (size_t)(t - p) + 1;
+    for (const char *q = t + 1; *q; q++)
+        if (*q == '$' && !strncmp(q, p, taglen))
+            return q + taglen;
+    return p + strlen(p);   /* unterminated: the server will say so */
+}
+
+int corm__sql_max_placeholder(const char *s)
+{
+    /* A lexer just deep enough to see $n outside literals, quoted names and
+     * comments, so a wrong parameter count is refused before sending. */
+    int max = 0;
+    const char *p = s;
+    while (*p) {
+        char ch = *p;
+        if (ch == '\'') {
+            bool escapes = p > s && (p[-1] == 'E' || p[-1] == 'e') &&
+                           (p - 1 == s || !ident_char(p[-2]));
+            for (p++; *p; p++) {
+                if (escapes && *p == '\\' && p[1]) {
+                    p++;
+                    continue;
+                }
+                if (*p == '\'') {
+                    if (p[1] == '\'') {
+                        p++;
+                        continue;
+                    }
+                    break;
+                }
+            }
+            if (*p)
+                p++;
+        } else if (ch == '"') {
+            for (p++; *p; p++)
+                if (*p == '"') {
+                    if (p[1] == '"') {
+                        p++;
+                        continue;
+                    }
+                    break;
+                }
+            if (*p)
+                p++;
+        } else if (ch == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (ch == '/' && p[1] == '*') {
+            int depth = 0;
+            while (*p) {
+                if (p[0] == '/' && p[1] == '*') {
+                    depth++;
+                    p += 2;
+                } else if (p[0] == '*' && p[1] == '/') {
+                    p += 2;
+                    if (--depth == 0)
+                        break;
+                } else {
+                    p++;
+                }
+            }
+        } else if (ch == '$' && (p == s || !ident_char(p[-1]))) {
+            if (p[1] >= '0' && p[1] <= '9') {
+                long n = 0;
+                for (p++; *p >= '0' && *p <= '9'; p++)
+                    if (n < 100000)
+                        n = n * 10 + (*p - '0');
+                if (n > max)
+                    max = (int)n;
+            } else {
+                const char *q = skip_dollar_quote(p);
+                p = q == p ? p + 1 : q;
+            }
+        } else if (ident_char(ch)) {
+            while (*p && ident_char(*p))
+                p++;
+        } else {
+            p++;
+        }
+    }
+    return max;
+}
+
+int corm__check_param_count(const char *sql, int placeholders, int nparams, corm_error *err)
+{
+    if (placeholders < 0)
+        placeholders = corm__sql_max_placeholder(sql);
+    if (placeholders == nparams)
+        return CORM_OK;
+    if (nparams < placeholders)
+        return corm__err(err, CORM_EMISUSE, "the query uses $%d but %d parameter%s bound",
+                         placeholders, nparams, nparams == 1 ? " is" : "s are");
+    if (placeholders == 0)
+        return corm__err(err, CORM_EMISUSE,
+                         "%d parameter%s bound but the query has no $n placeholder", nparams,
+                         nparams == 1 ? " is" : "s are");
+    return corm__err(err, CORM_EMISUSE, "%d parameters are bound but the query uses only $1..$%d",
+                     nparams, placeholders);
+}
+
 int corm_query_sql(corm_query **out, const char *sql, corm_error *err)
 {
     corm__check(out != NULL, err, "out is NULL");
@@ -24,6 +142,7 @@ int corm_query_sql(corm_query **out, const char *sql, corm_error *err)
         corm__free(&a, q, sizeof *q);
         return corm__err_nomem(err);
     }
+    q->placeholders = corm__sql_max_placeholder(sql);
     *out = q;
     return CORM_OK;
 }
@@ -231,6 +350,9 @@ int corm__query_finalize(const corm_query *q, const char **sql, corm_error *err)
      * shape, so building stays cheap and only submitted queries compile. */
     if (q->built)
         return corm__built_finalize((corm_query *)q, sql, err);
+    int rc = corm__check_param_count(q->sql, q->placeholders, q->nparams, err);
+    if (rc < 0)
+        return rc;
     *sql = q->sql;
     return CORM_OK;
 }
