@@ -443,13 +443,16 @@ CORM_API int corm_query_bind_bytes(corm_query *q, const void *p, size_t len,
 CORM_API int corm_query_bind(corm_query *q, const corm_value *v, corm_error *err);
 /* Number of parameters bound so far. */
 CORM_API int corm_query_nparams(const corm_query *q);
-/* Drops every bound parameter, keeping the statement, to bind anew. */
+/* Drops every bound parameter, keeping the statement, to bind anew. A
+ * no-op on a built query, whose parameters belong to its expressions. */
 CORM_API void corm_query_clear_params(corm_query *q);
 /* A client-side deadline for each request made from this query: when it
  * passes, the server is asked to cancel the statement and the request
  * completes with CORM_ETIMEOUT. 0 (default): none. */
 CORM_API int corm_query_set_timeout(corm_query *q, int timeout_ms, corm_error *err);
-/* The SQL text of q (borrowed, valid while q lives and is unchanged). */
+/* The SQL text of q (borrowed, valid while q lives and is unchanged). A
+ * built query (see "Building queries") is compiled first; NULL when it
+ * cannot compile (corm_query_compile() says why). */
 CORM_API const char *corm_query_text(const corm_query *q);
 
 /* ------------------------------------------------------------------------

@@ -307,6 +307,25 @@ TEST(exec_in_and_not_in)
     q = SEL(f->users, NULL);
     WHERE(q, keep(e));
     CHECK_STR(rows_of(d.c, q, f->u_id), "1");
+    /* float8[]: a cast gives the list its type. */
+    corm_expr *fs = NULL;
+    CHECK_OK(corm_expr_cast(&fs, COL(f->users, f->u_score), "double precision", &err), &err);
+    keep(fs);
+    corm_value floats[] = {{.kind = CORM_FLOAT, .v.f = 1.5}, {.kind = CORM_FLOAT, .v.f = 2.0}};
+    CHECK_OK(corm_expr_in(&e, fs, 2, floats, false, &err), &err);
+    q = SEL(f->users, NULL);
+    WHERE(q, keep(e));
+    ORDER(q, COL(f->users, f->u_id), 0);
+    CHECK_OK(corm_query_compile(q, &err), &err);
+    CHECK_EQ_INT(q->oids[0], CORM_OID_FLOAT8_ARRAY);
+    CHECK_STR(rows_of(d.c, q, f->u_id), "1,2");
+    /* NULLS FIRST / LAST on the server. */
+    q = SEL(f->users, NULL);
+    ORDER(q, COL(f->users, f->u_email), CORM_DESC | CORM_NULLS_LAST);
+    CHECK_STR(rows_of(d.c, q, f->u_id), "3,1,2");
+    q = SEL(f->users, NULL);
+    ORDER(q, COL(f->users, f->u_email), CORM_NULLS_FIRST);
+    CHECK_STR(rows_of(d.c, q, f->u_id), "2,1,3");
     /* An IN list on an expression (no column type): typed by the values. */
     const char *lowered[] = {"ann", "bob"};
     q = SEL(f->users, NULL);
