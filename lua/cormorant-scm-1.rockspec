@@ -24,7 +24,7 @@ dependencies = {
   "lua >= 5.1",
 }
 external_dependencies = {
-  PQ = { header = "libpq-fe.h", library = "pq" },
+  PQ = { library = "pq" },   -- headers are found by CMake (pkg-config or pg_config)
 }
 build = {
   type = "cmake",

@@ -1,6 +1,7 @@
 /*
  * compat.h - the differences between Lua 5.4 and LuaJIT 2.1 (Lua 5.1 API
  * plus some 5.2 additions), in one place, as luasocket's compat.h does.
+ * Plain Lua 5.1 headers compile too (for a module then loaded by LuaJIT).
  */
 #ifndef LCORM_COMPAT_H
 #define LCORM_COMPAT_H
@@ -24,6 +25,54 @@ static inline int lcorm_absindex(lua_State *L, int i)
     return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
 }
 #define lua_absindex(L, i) lcorm_absindex(L, (i))
+
+#ifndef luaL_newlib
+/* Plain Lua 5.1 headers (LuaRocks' default for --lua-version 5.1): the 5.2
+ * functions LuaJIT exports are missing there, so provide them here; the
+ * module built this way also loads into LuaJIT, which shares the ABI. */
+static inline void lcorm_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+{
+    luaL_checkstack(L, nup, "too many upvalues");
+    for (; l->name; l++) {
+        for (int i = 0; i < nup; i++)
+            lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, nup) lcorm_setfuncs(L, (l), (nup))
+#define luaL_newlibtable(L, l) lua_createtable(L, 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
+#define luaL_newlib(L, l) (luaL_newlibtable(L, l), luaL_setfuncs(L, l, 0))
+
+static inline void lcorm_setmetatable(lua_State *L, const char *tname)
+{
+    luaL_getmetatable(L, tname);
+    lua_setmetatable(L, -2);
+}
+#define luaL_setmetatable(L, t) lcorm_setmetatable(L, (t))
+
+static inline void *lcorm_testudata(lua_State *L, int i, const char *tname)
+{
+    void *p = lua_touserdata(L, i);
+    if (!p || !lua_getmetatable(L, i))
+        return NULL;
+    luaL_getmetatable(L, tname);
+    if (!lua_rawequal(L, -1, -2))
+        p = NULL;
+    lua_pop(L, 2);
+    return p;
+}
+#define luaL_testudata(L, i, t) lcorm_testudata(L, (i), (t))
+
+static inline lua_Integer lcorm_tointegerx(lua_State *L, int i, int *isnum)
+{
+    if (isnum)
+        *isnum = lua_isnumber(L, i);
+    return lua_tointeger(L, i);
+}
+#define lua_tointegerx(L, i, n) lcorm_tointegerx(L, (i), (n))
+#endif /* !luaL_newlib */
 #endif
 
 #if LUA_VERSION_NUM >= 504
