@@ -8,11 +8,14 @@
 -- the fd is ready or the timeout has passed (returning early is harmless).
 --
 -- By default: inside a task of cormorant.run, yield the request to the
--- built-in scheduler; anywhere else, block in poll(2). To plug in cqueues:
+-- built-in scheduler; anywhere else, block in poll(2). To plug in cqueues
+-- (tests/lua/cqueues_test.lua does this):
 --     local wait = require "cormorant.wait"
 --     local default = wait.wait
 --     wait.wait = function(req)
---       if cqueues.running() then cqueues.poll(req) else default(req) end
+--       local _, inside = cqueues.running()
+--       if inside then return cqueues.poll(req) end
+--       return default(req)
 --     end
 local core = require "cormorant.core"
 
