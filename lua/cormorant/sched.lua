@@ -101,6 +101,8 @@ function Scheduler:poll()
   end
   if moved then
     tmo = 0
+  elseif #fds == 0 and not tmo then
+    error("cormorant.run: every task waits for something that has no fd and no timeout", 0)
   end
   local t0 = now()
   local _, ready = poll(fds, evs, tmo)

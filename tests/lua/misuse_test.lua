@@ -35,6 +35,15 @@ T.case("errors inside run propagate out of run", function()
   T.raises(function() cm.run(function() error("main failed") end) end, "main failed")
 end)
 
+T.case("waiting on nothing is reported, not a hang", function()
+  T.raises(function()
+    cm.run(function()
+      coroutine.yield({ pollfd = function() return nil end, events = function() return "r" end,
+                        timeout = function() return nil end })
+    end)
+  end, "no fd and no timeout")
+end)
+
 T.case("a finished transaction cannot be used", function()
   local saved
   assert(db:transaction(function(tx) saved = tx end))
