@@ -413,6 +413,58 @@ TEST(too_many_parameters)
     corm_conn_close(c);
 }
 
+/* Counts that are right are accepted, whatever else looks like a
+ * placeholder; the pool and submit_sql check the same way. */
+TEST(right_parameter_counts_accepted)
+{
+    corm_conn *c = th_connect();
+    corm_error err = CORM_ERROR_INIT;
+    static const struct { const char *sql; int nbind; int64_t want; } ok[] = {
+        {"SELECT $1::int8 + $1::int8", 1, 2},
+        {"SELECT length('$2') + $1::int8", 1, 3},
+        {"SELECT $1::int8 -- and $3\n", 1, 1},
+        {"SELECT $2::int8", 2, 2},
+        {"SELECT length($q$ $5 $q$) + $1::int8", 1, 5},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        corm_query *q = NULL;
+        CHECK_OK(corm_query_sql(&q, ok[i].sql, &err), &err);
+        for (int k = 0; k < ok[i].nbind; k++)
+            CHECK_OK(corm_query_bind_int64(q, k + 1, &err), &err);
+        corm_result *r = NULL;
+        int rc = corm_conn_exec(c, q, &r, &err);
+        CHECK_MSG(rc == 0, "%s: %s", ok[i].sql, err.message ? err.message : "");
+        int64_t v;
+        CHECK_OK(corm_result_get_int64(r, 0, 0, &v, &err), &err);
+        CHECK_MSG(v == ok[i].want, "%s: %lld", ok[i].sql, (long long)v);
+        corm_result_free(r);
+        corm_query_free(q);
+    }
+    /* Text without parameters: a $n outside literals is refused too. */
+    int calls = 0;
+    CHECK_ERR(corm_conn_submit_sql(c, "SELECT $1::int8", never_done, &calls, NULL, &err),
+              CORM_EMISUSE, &err);
+    corm_error_clear(&err);
+    CHECK_OK(corm_conn_exec_sql(c, "DO $$ BEGIN PERFORM 1; END $$", NULL, &err), &err);
+    CHECK_EQ_INT(calls, 0);
+    corm_conn_close(c);
+
+    corm_pool *p = NULL;
+    CHECK_OK(corm_pool_open(&p, ctest_dsn(), NULL, &err), &err);
+    corm_query *q = NULL;
+    CHECK_OK(corm_query_sql(&q, "SELECT $1::int8, $2::int8", &err), &err);
+    CHECK_OK(corm_query_bind_int64(q, 1, &err), &err);
+    CHECK_ERR(corm_pool_submit(p, q, never_done, &calls, NULL, &err), CORM_EMISUSE, &err);
+    corm_error_clear(&err);
+    CHECK_ERR(corm_pool_exec(p, q, NULL, &err), CORM_EMISUSE, &err);
+    corm_error_clear(&err);
+    CHECK_OK(corm_query_bind_int64(q, 2, &err), &err);
+    CHECK_OK(corm_pool_exec(p, q, NULL, &err), &err);
+    corm_query_free(q);
+    CHECK_EQ_INT(calls, 0);
+    corm_pool_close(p);
+}
+
 /* Placeholders are found only where the server would see them. */
 TEST(placeholder_scan)
 {
