@@ -307,7 +307,8 @@ struct corm_conn {
     bool close_requested;
     bool closing;               /* inside corm_conn_close: refuse new requests */
     bool fail_pending;
-    bool broken_reported;       /* step has returned the breakage once */          /* broken outside step: fail requests at next step */
+    bool broken_reported;
+    bool was_ready;             /* the handshake completed once */       /* step has returned the breakage once */          /* broken outside step: fail requests at next step */
     void *pool_member;          /* back pointer owned by pool.c */
 };
 

@@ -339,6 +339,7 @@ void corm__conn_ready(corm_conn *c)
         return;
     }
     c->state = CORM_CONN_READY;
+    c->was_ready = true;
     c->connect_deadline = 0;
     send_pending(c);
 }

@@ -415,7 +415,10 @@ static void maintain(corm_pool *p)
     for (member **pp = &p->members; *pp && !p->close_requested;) {
         member *m = *pp;
         if (m->c->state == CORM_CONN_BROKEN && !m->lent && m->c->nreqs == 0) {
-            if (m->c->broken_error.code) {
+            /* Only a failed attempt to connect says the server is out of
+             * reach; an established connection that broke (a killed
+             * backend) is simply replaced, at once. */
+            if (m->c->broken_error.code && !m->c->was_ready) {
                 corm_error_copy(&p->last_error, &m->c->broken_error);
                 p->retry_at = now + p->backoff_ms;
                 p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
