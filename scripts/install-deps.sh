@@ -21,7 +21,7 @@ packages=(
     postgresql-15          # server binaries for scripts/pgtmp
     valgrind
     clang libclang-rt-14-dev   # fuzzing
-    lua5.4 liblua5.4-dev luajit libluajit-5.1-dev
+    lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-cjson lua-cqueues
     python3
     iproute2 procps util-linux
 )
