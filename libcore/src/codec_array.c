@@ -166,8 +166,8 @@ int corm_array_next(corm_array *a, corm_value *out, corm_error *err)
     corm__check(a->decode_ != NULL, err, "array walk not initialised");
     if (a->next_ >= a->nitems)
         return 0;
-    const char *data;
-    int32_t len;
+    const char *data = NULL;
+    int32_t len = -1;
     int rc = item_at(a, &data, &len, err);
     if (rc < 0)
         return rc;

@@ -246,7 +246,7 @@ int corm_date_to_civil(int64_t days, corm_datetime *out, corm_error *err)
 
 int corm_date_from_civil(const corm_datetime *dt, int64_t *days, corm_error *err)
 {
-    int64_t d;
+    int64_t d = 0;
     int rc = civil_date_days(dt, &d, err);
     if (rc < 0)
         return rc;
@@ -278,7 +278,7 @@ int corm_timestamp_to_civil(int64_t usec, corm_datetime *out, corm_error *err)
 
 int corm_timestamp_from_civil(const corm_datetime *dt, int64_t *usec, corm_error *err)
 {
-    int64_t d;
+    int64_t d = 0;
     int rc = civil_date_days(dt, &d, err);
     if (rc < 0)
         return rc;
