@@ -363,10 +363,8 @@ static void release_pass(int raw_begin, long extra)
     }
     th_execf(c, "INSERT INTO %s VALUES (1)", t);
     /* Fail one of the next allocations: the release's rollback.
-     * BUG (pool.c, maintain and corm_pool_release): the result of
-     * corm__conn_submit_internal(c, "ROLLBACK") is ignored and
-     * server_in_txn cleared anyway, so when that allocation fails the
-     * connection is lent out again inside the borrower's transaction. */
+     * Regression: the rollback's failed submit was once ignored and the
+     * connection lent again inside the borrower's transaction. */
     f.fail_at = f.count + extra;
     CHECK_OK(corm_pool_release(p, c, &err), &err);
     for (int i = 0; i < 20; i++)

@@ -850,11 +850,9 @@ TEST(pool_replaces_a_killed_member)
     next.n = 2;
     CHECK_OK(corm_pool_submit(p, q, preq_done, &next, NULL, &err), &err);
     th_pool_drive(p, all_preq_done_1, &next, 15000);
-    /* BUG (pool.c, maintain and choose): reaping the broken member sets
-     * last_error and a backoff; with no live member left, choose() refuses
-     * the submit and maintain's "nothing alive" branch fails every waiter
-     * and queued request with "server unreachable", before any new
-     * connection has been attempted. */
+    /* Regression: reaping the broken member once set a backoff, and with
+     * no live member left the pool failed requests and waiters with "server
+     * unreachable" before attempting any new connection. */
     CHECK_MSG(next.ok, "first request after the kill: %s", next.why);
     CHECK(next.pid != pid);
     CHECK_EQ_INT(corm_pool_size(p), 1);
@@ -882,8 +880,8 @@ TEST(pool_release_of_a_broken_connection)
         corm_error_clear(&err);
     }
     give_back(p, c);
-    /* Same bug as pool_replaces_a_killed_member: the acquire fails with
-     * "server unreachable" though the server is up. */
+    /* The server is up: the acquire must not fail (regression, as in
+     * pool_replaces_a_killed_member). */
     c = borrow(p, 10000);
     CHECK_EQ_INT(corm_conn_state(c), CORM_CONN_READY);
     CHECK(corm_conn_backend_pid(c) != pid);
