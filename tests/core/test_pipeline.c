@@ -8,6 +8,7 @@
 #include "test_helpers.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* ---- 1,000 requests from interleaved callers -------------------------- */
 
@@ -742,4 +743,55 @@ TEST(bind_text_with_nul_rejected)
     CHECK_OK(corm_query_bind_text(q, "a\0b", -1, &err), &err);
     CHECK_EQ_INT(corm_query_nparams(q), 1);
     corm_query_free(q);
+}
+
+/* Big enough to need many reads and partial writes: the host loop must
+ * honour CORM_WRITE while a large parameter is being sent. */
+TEST(large_parameter_and_result)
+{
+    corm_conn *c = th_connect();
+    corm_error err = CORM_ERROR_INIT;
+    size_t n = 8u << 20;
+    unsigned char *blob = malloc(n);
+    CHECK(blob != NULL);
+    for (size_t i = 0; i < n; i++)
+        blob[i] = (unsigned char)(i * 2654435761u >> 13);
+    corm_query *q = NULL;
+    CHECK_OK(corm_query_sql(&q, "SELECT length($1), md5($1), $1", &err), &err);
+    CHECK_OK(corm_query_bind_bytes(q, blob, n, &err), &err);
+    th_reply big, rows, after;
+    th_reply_init(&big);
+    th_reply_init(&rows);
+    th_reply_init(&after);
+    CHECK_OK(corm_conn_submit(c, q, th_on_done, &big, NULL, &err), &err);
+    corm_query_free(q);
+    CHECK_OK(corm_conn_submit_sql(c, "SELECT g, repeat('x', g % 100) FROM generate_series(1, 200000) g",
+                                  th_on_done, &rows, NULL, &err),
+             &err);
+    CHECK_OK(corm_conn_submit_sql(c, "SELECT 5", th_on_done, &after, NULL, &err), &err);
+    th_wait_reply(c, &after, 120000);
+    TH_REPLY_OK(&big);
+    int64_t len;
+    CHECK_OK(corm_result_get_int64(big.res, 0, 0, &len, &err), &err);
+    CHECK_EQ_INT(len, n);
+    const void *p;
+    size_t plen;
+    CHECK_OK(corm_result_get_bytes(big.res, 0, 2, &p, &plen, &err), &err);
+    CHECK_EQ_INT(plen, n);
+    CHECK(memcmp(p, blob, n) == 0);
+    TH_REPLY_OK(&rows);
+    CHECK_EQ_INT(corm_result_nrows(rows.res), 200000);
+    int64_t g;
+    const char *s;
+    size_t slen;
+    CHECK_OK(corm_result_get_int64(rows.res, 199998, 0, &g, &err), &err);
+    CHECK_EQ_INT(g, 199999);
+    CHECK_OK(corm_result_get_text(rows.res, 199998, 1, &s, &slen, &err), &err);
+    CHECK_EQ_INT(slen, 99);
+    TH_REPLY_OK(&after);
+    th_reply_clear(&big);
+    th_reply_clear(&rows);
+    th_reply_clear(&after);
+    free(blob);
+    corm_conn_close(c);
 }
