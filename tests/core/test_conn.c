@@ -10,6 +10,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <libpq-fe.h>
+
 /* A TCP socket on 127.0.0.1 at a free port; listening or only bound (then
  * connecting to it is refused). Returns the fd; *port gets the port. */
 static int local_socket(int do_listen, int *port)
@@ -443,4 +445,75 @@ TEST(notices_reach_the_callback)
     c = th_connect();
     th_exec(c, "DO $$ BEGIN RAISE NOTICE 'nobody listens'; END $$");
     corm_conn_close(c);
+}
+
+/* Builds "host=127.0.0.1,H port=P_refused,P ..." from DATABASE_URL: libpq
+ * tries the refused address first, so the socket changes while connecting. */
+static void two_host_conninfo(char *buf, size_t size, int refused_port)
+{
+    const char *dsn = ctest_dsn();
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &msg);
+    CHECK_MSG(opts != NULL, "cannot parse DATABASE_URL: %s", msg ? msg : "?");
+    const char *host = "127.0.0.1", *port = "5432", *user = NULL, *db = NULL, *pw = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr"))
+            host = o->val;
+        else if (!strcmp(o->keyword, "port"))
+            port = o->val;
+        else if (!strcmp(o->keyword, "user"))
+            user = o->val;
+        else if (!strcmp(o->keyword, "dbname"))
+            db = o->val;
+        else if (!strcmp(o->keyword, "password"))
+            pw = o->val;
+    }
+    int n = snprintf(buf, size, "host=127.0.0.1,%s port=%d,%s sslmode=disable", host,
+                     refused_port, port);
+    if (user)
+        n += snprintf(buf + n, size - (size_t)n, " user=%s", user);
+    if (db)
+        n += snprintf(buf + n, size - (size_t)n, " dbname=%s", db);
+    if (pw)
+        snprintf(buf + n, size - (size_t)n, " password=%s", pw);
+    PQconninfoFree(opts);
+}
+
+TEST(connect_socket_changes_while_connecting)
+{
+    int port;
+    int sock = local_socket(0, &port);
+    char ci[512];
+    two_host_conninfo(ci, sizeof ci, port);
+    corm_error err = CORM_ERROR_INIT;
+    corm_conn *c = NULL;
+    CHECK_OK(corm_conn_open(&c, ci, NULL, &err), &err);
+    th_reply r;
+    th_reply_init(&r);
+    CHECK_OK(corm_conn_submit_sql(c, "SELECT 12", th_on_done, &r, NULL, &err), &err);
+    th_drive_stats ds = {0, 0, 0, 0, CORM_ERROR_INIT};
+    th_drive(c, th_reply_done, &r, 20000, &ds);   /* reads fd every round */
+    CHECK_EQ_INT(ds.step_errors, 0);
+    TH_REPLY_OK(&r);
+    int64_t v;
+    CHECK_OK(corm_result_get_int64(r.res, 0, 0, &v, &err), &err);
+    CHECK_EQ_INT(v, 12);
+    th_reply_clear(&r);
+    corm_conn_close(c);
+
+    /* A pool follows the change through its watch reports. */
+    corm_pool *p = NULL;
+    CHECK_OK(corm_pool_open(&p, ci, NULL, &err), &err);
+    corm_query *q = NULL;
+    CHECK_OK(corm_query_sql(&q, "SELECT 13", &err), &err);
+    corm_result *res = NULL;
+    CHECK_OK(corm_pool_exec(p, q, &res, &err), &err);
+    CHECK_OK(corm_result_get_int64(res, 0, 0, &v, &err), &err);
+    CHECK_EQ_INT(v, 13);
+    corm_result_free(res);
+    corm_query_free(q);
+    corm_pool_close(p);
+    close(sock);
 }

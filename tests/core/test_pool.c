@@ -889,3 +889,50 @@ TEST(pool_release_of_a_broken_connection)
     give_back(p, c);
     corm_pool_close(p);
 }
+
+/* pool_pipeline_depth: a busy connection makes the pool open another
+ * (below max); pool_min_size = 0 opens nothing until asked. */
+TEST(pool_depth_and_lazy_open)
+{
+    corm_options opt;
+    corm_options_init(&opt);
+    opt.pool_min_size = 0;
+    opt.pool_max_size = 2;
+    opt.pool_pipeline_depth = 1;
+    corm_error err = CORM_ERROR_INIT;
+    corm_pool *p = NULL;
+    CHECK_OK(corm_pool_open(&p, ctest_dsn(), &opt, &err), &err);
+    CHECK_EQ_INT(corm_pool_size(p), 0);
+    for (int i = 0; i < 5; i++)
+        corm_pool_wait(p, 10, NULL);
+    CHECK_EQ_INT(corm_pool_size(p), 0);
+    corm_query *q = NULL;
+    CHECK_OK(corm_query_sql(&q, "SELECT 0::int8, pg_backend_pid() FROM pg_sleep(0.2)", &err),
+             &err);
+    preq r[2];
+    memset(r, 0, sizeof r);
+    CHECK_OK(corm_pool_submit(p, q, preq_done, &r[0], NULL, &err), &err);
+    CHECK_OK(corm_pool_submit(p, q, preq_done, &r[1], NULL, &err), &err);
+    CHECK_EQ_INT(corm_pool_size(p), 2);
+    th_pool_drive(p, all_preq_done_1, &r[0], 10000);
+    th_pool_drive(p, all_preq_done_1, &r[1], 10000);
+    CHECK_MSG(r[0].ok && r[1].ok, "%s / %s", r[0].why, r[1].why);
+    CHECK(r[0].pid != r[1].pid);
+    /* At max, a third goes to an existing connection anyway. */
+    preq third;
+    memset(&third, 0, sizeof third);
+    preq fourth;
+    memset(&fourth, 0, sizeof fourth);
+    preq fifth;
+    memset(&fifth, 0, sizeof fifth);
+    CHECK_OK(corm_pool_submit(p, q, preq_done, &third, NULL, &err), &err);
+    CHECK_OK(corm_pool_submit(p, q, preq_done, &fourth, NULL, &err), &err);
+    CHECK_OK(corm_pool_submit(p, q, preq_done, &fifth, NULL, &err), &err);
+    CHECK_EQ_INT(corm_pool_size(p), 2);
+    th_pool_drive(p, all_preq_done_1, &third, 10000);
+    th_pool_drive(p, all_preq_done_1, &fourth, 10000);
+    th_pool_drive(p, all_preq_done_1, &fifth, 10000);
+    CHECK(third.ok && fourth.ok && fifth.ok);
+    corm_query_free(q);
+    corm_pool_close(p);
+}
