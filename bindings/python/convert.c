@@ -126,7 +126,16 @@ static int utc_offset(pycorm_state *st, PyObject *o, PyObject *tzinfo, int64_t *
     return 1;
 }
 
-static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
+void pycorm_hold_release(pycorm_hold *h)
+{
+    if (h->have_view)
+        PyBuffer_Release(&h->view);
+    h->have_view = false;
+    Py_CLEAR(h->tmp);
+}
+
+int pycorm_value_from_py(pycorm_state *st, PyObject *o, Py_ssize_t i, corm_value *out,
+                         pycorm_hold *h)
 {
     PyDateTime_CAPI *api = DT(st);
     corm_value v;
@@ -158,12 +167,10 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         const char *s = PyUnicode_AsUTF8AndSize(o, &n);
         if (!s)
             return -1;
-        /* Typed text, sent in binary: exactly its bytes. (Untyped text goes
-         * in libpq's text format, which wants NUL-terminated values that
-         * the engine does not guarantee yet; cast in SQL, `$1::int`, or
-         * pass the Python type the column has.) */
+        /* Untyped, as in the Lua binding: the server infers the type from
+         * the statement, so a str can fill an enum, uuid or int column. */
         v.kind = CORM_TEXT;
-        v.oid = CORM_OID_TEXT;
+        v.oid = 0;
         v.v.str.ptr = s;
         v.v.str.len = (size_t)n;
     } else if (PyBytes_Check(o)) {
@@ -262,17 +269,33 @@ static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
         return bad_param(st, i, "unsupported parameter type", o);
     }
 
-    corm_error err = CORM_ERROR_INIT;
-    if (corm_query_bind(q, &v, &err) < 0) {
-        pycorm_raise(st, &err);
-        corm_error_clear(&err);
-    } else {
-        rc = 0;
-    }
+    /* v borrows from tmp or view: the caller's hold keeps them. */
+    *out = v;
+    h->tmp = tmp;
+    h->view = view;
+    h->have_view = have_view;
+    return 0;
 done:
     if (have_view)
         PyBuffer_Release(&view);
     Py_XDECREF(tmp);
+    return rc;
+}
+
+static int bind_one(pycorm_state *st, corm_query *q, PyObject *o, Py_ssize_t i)
+{
+    corm_value v;
+    pycorm_hold h = {0};
+    if (pycorm_value_from_py(st, o, i, &v, &h) < 0)
+        return -1;
+    int rc = 0;
+    corm_error err = CORM_ERROR_INIT;
+    if (corm_query_bind(q, &v, &err) < 0) {
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        rc = -1;
+    }
+    pycorm_hold_release(&h);
     return rc;
 }
 

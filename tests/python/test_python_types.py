@@ -180,6 +180,24 @@ def test_every_type_in_one_row(db_run):
             assert got == want
 
 
+def test_str_takes_the_type_the_statement_gives_it(db_run):
+    async def go(db):
+        await db.execute("DROP TABLE IF EXISTS py_infer")
+        await db.execute("DROP TYPE IF EXISTS py_mood")
+        await db.execute("CREATE TYPE py_mood AS ENUM ('sad', 'happy')")
+        await db.execute("CREATE TABLE py_infer (m py_mood, u uuid, n int4)")
+        try:
+            await db.execute("INSERT INTO py_infer VALUES ($1, $2, $3)", "happy", str(U), "7")
+            return (await db.fetchval("SELECT $1::int8 + 1", "41"),
+                    await db.fetchval("SELECT m::text FROM py_infer WHERE m = $1", "happy"),
+                    await db.fetchval("SELECT u FROM py_infer WHERE n = $1", "7"),
+                    await db.fetchval("SELECT $1 || $2::text", "a", "b"))
+        finally:
+            await db.execute("DROP TABLE py_infer")
+            await db.execute("DROP TYPE py_mood")
+    assert db_run(go) == (42, "happy", U, "ab")
+
+
 def test_table_round_trip(db_run):
     async def go(db):
         await db.execute("DROP TABLE IF EXISTS py_types")
