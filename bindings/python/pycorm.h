@@ -56,6 +56,20 @@ int pycorm_convert_init(PyObject *module, pycorm_state *st);
  * Raises cormorant.DataError (or TypeError for unsupported types) and
  * returns -1 before anything is sent. */
 int pycorm_bind_args(pycorm_state *st, corm_query *q, PyObject *const *args, Py_ssize_t n);
+/* What a corm_value made from a Python object borrows (a str's UTF-8 owner,
+ * a buffer view); release it once the value has been bound or encoded. */
+typedef struct pycorm_hold {
+    PyObject *tmp;
+    Py_buffer view;
+    bool have_view;
+} pycorm_hold;
+/* o as a corm_value (parameter number i for messages), as pycorm_bind_args
+ * would bind it; a str is untyped (oid 0: the server infers its type; set
+ * v->oid to type it like a column). 0, or -1 with DataError/TypeError set
+ * and nothing held. */
+int pycorm_value_from_py(pycorm_state *st, PyObject *o, Py_ssize_t i, corm_value *v,
+                         pycorm_hold *h);
+void pycorm_hold_release(pycorm_hold *h);
 /* One cell as a Python object (new reference), or NULL with an exception. */
 PyObject *pycorm_cell(pycorm_state *st, const corm_result *r, int row, int col);
 
