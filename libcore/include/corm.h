@@ -1152,6 +1152,55 @@ CORM_API int corm_conn_rollback(corm_conn *c, corm_done_fn *done, void *ud, corm
 CORM_API int corm_conn_txn_depth(const corm_conn *c);
 
 /* ------------------------------------------------------------------------
+ * Streaming large results
+ *
+ * A cursor reads a query's rows in batches through a server-side cursor
+ * (DECLARE ... CURSOR / FETCH), so memory stays bounded whatever the row
+ * count, and the reader sets the pace: each batch is asked for, which is
+ * what an `async for` or a Lua iterator needs. A cursor lives inside a
+ * transaction; when none is open on the connection, opening the cursor
+ * begins one and closing it commits it. On a pool, acquire a connection
+ * for the cursor's lifetime.
+ * ---------------------------------------------------------------------- */
+
+typedef struct corm_cursor corm_cursor;
+
+/*
+ * Declares a cursor for q (its parameters are copied) on c, fetching
+ * batch_rows rows per batch (>= 1). Does not block: the declaration is a
+ * pipelined request whose outcome reaches `done` (a command result on
+ * success; a syntax error in q arrives here). Batches may be fetched at
+ * once, without waiting for it. Free with corm_cursor_free() after closing.
+ */
+CORM_API int corm_cursor_open(corm_cursor **out, corm_conn *c, const corm_query *q,
+                              int batch_rows, corm_done_fn *done, void *ud, corm_error *err);
+/*
+ * Asks for the next batch: `done` gets a result of up to batch_rows rows,
+ * in binary format like any other; a batch with fewer rows is the last
+ * (corm_cursor_exhausted then returns 1), one with none means no more.
+ * CORM_EMISUSE after close.
+ */
+CORM_API int corm_cursor_fetch(corm_cursor *cur, corm_done_fn *done, void *ud,
+                               corm_request_id *id, corm_error *err);
+/* 1 once a batch came back short (no rows left), else 0. */
+CORM_API int corm_cursor_exhausted(const corm_cursor *cur);
+/*
+ * Closes the cursor on the server and, if opening it began the
+ * transaction, commits (or, after an error, rolls back) that transaction.
+ * `done` gets the CLOSE's outcome. The handle stays valid for
+ * corm_cursor_free(). Idempotent: a second close calls nothing and returns
+ * CORM_OK without calling done.
+ */
+CORM_API int corm_cursor_close(corm_cursor *cur, corm_done_fn *done, void *ud,
+                               corm_error *err);
+/* Frees cur. A cursor never closed is closed without a callback first
+ * (its transaction committed if it began it). NULL is a no-op. */
+CORM_API void corm_cursor_free(corm_cursor *cur);
+/* Blocking helper: the next batch into *out (caller frees it); *out has no
+ * rows at the end. */
+CORM_API int corm_cursor_fetch_wait(corm_cursor *cur, corm_result **out, corm_error *err);
+
+/* ------------------------------------------------------------------------
  * The pool
  *
  * A pool keeps between min and max connections to one server. Requests
@@ -1246,7 +1295,8 @@ CORM_API int corm_conn_exec(corm_conn *c, const corm_query *q, corm_result **out
  * discard the result. */
 CORM_API int corm_conn_exec_sql(corm_conn *c, const char *sql, corm_result **out,
                                 corm_error *err);
-/* Blocks until every pending request on c has completed. */
+/* Blocks until every request on c has completed, the engine's own included
+ * (a cursor's COMMIT, a statement's DEALLOCATE). */
 CORM_API int corm_conn_drain(corm_conn *c, corm_error *err);
 /* Blocks until some pool socket is ready or timeout_ms passes, then steps. */
 CORM_API int corm_pool_wait(corm_pool *p, int timeout_ms, corm_error *err);

@@ -228,6 +228,7 @@ enum {
     CORM__REQ_INTERNAL = 1u << 3,   /* the engine's own (DEALLOCATE, ROLLBACK) */
     CORM__REQ_RETRIED = 1u << 4,    /* already retried once */
     CORM__REQ_PREPARE_FAILED = 1u << 5, /* its Parse failed: no statement */
+    CORM__REQ_UNNAMED = 1u << 6,    /* never cached (text unique to one use) */
 };
 
 /* Effects of the engine's transaction calls, applied at submit time. */
@@ -263,7 +264,15 @@ typedef struct corm__req {
 /* Copies what q needs into a new request (not yet attached). */
 int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q,
                   const char *sql, corm_done_fn *done, void *ud, corm_error *err);
+/* As corm__req_new, with prefix (if not NULL) put before the SQL text. */
+int corm__req_new_ex(corm__req **out, const corm__alloc *a, const corm_query *q,
+                     const char *sql, const char *prefix, corm_done_fn *done, void *ud,
+                     corm_error *err);
 void corm__req_free(const corm__alloc *a, corm__req *r);
+/* Submits q (or sql) on c with request flags (CORM__REQ_INTERNAL, _UNNAMED). */
+int corm__conn_submit_flags(corm_conn *c, const corm_query *q, const char *sql,
+                            const char *prefix, unsigned flags, corm_done_fn *done, void *ud,
+                            corm_request_id *id, corm_error *err);
 
 typedef struct corm__cancel_job corm__cancel_job;
 
@@ -283,6 +292,7 @@ struct corm_conn {
     corm__req *held;            /* done, waiting for an earlier retried one */
     int nretrying;              /* requests sent again, not yet done */
     uint64_t push_seq;
+    uint64_t cursor_counter;
     bool sending;               /* inside send_pending */
     int npending;               /* not abandoned, not internal */
     int nreqs;                  /* in the list */

@@ -24,6 +24,13 @@ static size_t align8(size_t n)
 int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q, const char *sql,
                   corm_done_fn *done, void *ud, corm_error *err)
 {
+    return corm__req_new_ex(out, a, q, sql, NULL, done, ud, err);
+}
+
+int corm__req_new_ex(corm__req **out, const corm__alloc *a, const corm_query *q,
+                     const char *sql, const char *prefix, corm_done_fn *done, void *ud,
+                     corm_error *err)
+{
     *out = NULL;
     int n = q ? q->nparams : 0;
     const char *text = sql;
@@ -37,7 +44,8 @@ int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q, co
         if (rc < 0)
             return rc;
     }
-    size_t sqllen = strlen(text);
+    size_t prefixlen = prefix ? strlen(prefix) : 0;
+    size_t sqllen = prefixlen + strlen(text);
     size_t datalen = q ? q->data.len : 0;
     /* One block: struct, values[], oids[], lens[], formats[], data, key.
      * The key (the statement cache's) is the SQL, a NUL, the oids' bytes. */
@@ -65,7 +73,9 @@ int corm__req_new(corm__req **out, const corm__alloc *a, const corm_query *q, co
     char *data = block + off_data;
     r->sql = block + off_key;
     r->keylen = keylen;
-    memcpy(r->sql, text, sqllen + 1);
+    if (prefixlen)
+        memcpy(r->sql, prefix, prefixlen);
+    memcpy(r->sql + prefixlen, text, sqllen - prefixlen + 1);
     if (n) {
         memcpy(r->oids, q->oids, (size_t)n * sizeof(uint32_t));
         memcpy(r->lens, q->lens, (size_t)n * sizeof(int32_t));
@@ -249,7 +259,7 @@ static bool send_req(corm_conn *c, corm__req *r)
     corm__stmt *s = NULL;
     /* The engine's own statements (DEALLOCATE, ROLLBACK) run unnamed: caching
      * them would evict entries and queue more DEALLOCATEs without end. */
-    if (c->opt.prepared_statements && !(r->flags & CORM__REQ_INTERNAL)) {
+    if (c->opt.prepared_statements && !(r->flags & (CORM__REQ_INTERNAL | CORM__REQ_UNNAMED))) {
         s = corm__stmt_lookup(c, r->sql, r->keylen);
         if (!s) {
             s = corm__stmt_add(c, r->sql, r->keylen, evicted);
@@ -344,6 +354,40 @@ void corm__conn_ready(corm_conn *c)
     send_pending(c);
 }
 
+static int check_submittable(corm_conn *c, corm_error *err)
+{
+    if (c->closing || c->close_requested)
+        return corm__err(err, CORM_EMISUSE, "connection is closing");
+    if (c->state == CORM_CONN_BROKEN) {
+        if (c->broken_error.message)
+            return corm__err(err, CORM_ECONNECTION, "connection is broken: %s",
+                             c->broken_error.message);
+        return corm__err(err, CORM_ECONNECTION, "connection is broken");
+    }
+    return CORM_OK;
+}
+
+int corm__conn_submit_flags(corm_conn *c, const corm_query *q, const char *sql,
+                            const char *prefix, unsigned flags, corm_done_fn *done, void *ud,
+                            corm_request_id *id, corm_error *err)
+{
+    int rc = check_submittable(c, err);
+    if (rc < 0)
+        return rc;
+    corm__req *r;
+    rc = corm__req_new_ex(&r, &c->alloc, q, sql, prefix, done, ud, err);
+    if (rc < 0)
+        return rc;
+    r->flags |= flags;
+    r->id = ++*c->next_id;
+    if (q && q->timeout_ms > 0)
+        r->deadline = corm__now_ms() + q->timeout_ms;
+    if (id)
+        *id = r->id;
+    corm__conn_push(c, r);
+    return CORM_OK;
+}
+
 int corm__conn_submit_internal(corm_conn *c, const char *sql, corm_error *err)
 {
     if (c->state == CORM_CONN_BROKEN || c->closing)
@@ -355,19 +399,6 @@ int corm__conn_submit_internal(corm_conn *c, const char *sql, corm_error *err)
     r->flags |= CORM__REQ_INTERNAL;
     r->id = ++*c->next_id;
     corm__conn_push(c, r);
-    return CORM_OK;
-}
-
-static int check_submittable(corm_conn *c, corm_error *err)
-{
-    if (c->closing || c->close_requested)
-        return corm__err(err, CORM_EMISUSE, "connection is closing");
-    if (c->state == CORM_CONN_BROKEN) {
-        if (c->broken_error.message)
-            return corm__err(err, CORM_ECONNECTION, "connection is broken: %s",
-                             c->broken_error.message);
-        return corm__err(err, CORM_ECONNECTION, "connection is broken");
-    }
     return CORM_OK;
 }
 

@@ -138,7 +138,9 @@ int corm_conn_drain(corm_conn *c, corm_error *err)
 {
     corm__check(c != NULL, err, "connection is NULL");
     corm__check(c->in_callback == 0, err, "called from inside a callback");
-    while (c->npending > 0) {
+    /* The engine's own requests too (a cursor's COMMIT, a DEALLOCATE), so
+     * the connection's state is settled on return. */
+    while (c->nreqs > 0 || c->npending > 0) {
         int rc = corm_conn_wait(c, -1, NULL);
         if (rc == CORM_EMISUSE || rc == CORM_EINTERNAL)
             return corm__err(err, rc, "cannot wait on the connection");
