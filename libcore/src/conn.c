@@ -126,6 +126,8 @@ int corm_conn_timeout(const corm_conn *c)
     int64_t next = 0;
     if (c->state == CORM_CONN_BROKEN)
         return c->head ? 0 : -1;   /* requests still to fail: step now */
+    if (c->cancel_due && c->state == CORM_CONN_READY)
+        return 0;   /* a cancel waits for the next step */
     if (c->state == CORM_CONN_CONNECTING && c->connect_deadline)
         next = c->connect_deadline;
     if (c->ndeadlines > 0) {
@@ -188,7 +190,10 @@ void corm__conn_advance_connect(corm_conn *c)
         if (!socket_ready(c->fd, c->poll))
             return;
         c->poll = PQconnectPoll(c->pg);
-        c->fd = PQsocket(c->pg);
+        int fd = PQsocket(c->pg);
+        if (fd != c->fd && c->fd >= 0 && c->fd_gone)
+            c->fd_gone(c->fd_gone_ud, c->fd);   /* libpq moved to another socket */
+        c->fd = fd;
         if (c->poll == PGRES_POLLING_OK) {
             corm__conn_ready(c);
             return;

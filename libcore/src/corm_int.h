@@ -304,7 +304,8 @@ struct corm_conn {
     int txn_depth;              /* through corm_conn_begin/commit/rollback */
     bool server_in_txn;         /* as the server's command tags say */
     /* Cancellation. */
-    bool stray_cancel;          /* a cancel may hit a request it was not for */
+    bool stray_cancel;
+    bool cancel_due;            /* an abandoned request may need a server cancel */          /* a cancel may hit a request it was not for */
     corm__cancel_job *cancel_job;
     /* Prepared statements. */
     corm__stmt *stmt_lru_head, *stmt_lru_tail;  /* most recent first */
@@ -320,6 +321,11 @@ struct corm_conn {
     bool broken_reported;
     bool was_ready;             /* the handshake completed once */       /* step has returned the breakage once */          /* broken outside step: fail requests at next step */
     void *pool_member;          /* back pointer owned by pool.c */
+    /* Told, before any callback runs, that the socket fd is gone (closed
+     * by libpq or about to be), so a watcher drops it before the number
+     * can be reused. The pool sets it for its members. */
+    void (*fd_gone)(void *ud, int fd);
+    void *fd_gone_ud;
 };
 
 /* Creates a request from q (or sql) and pushes it on c. */

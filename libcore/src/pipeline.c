@@ -208,6 +208,8 @@ static void mark_broken(corm_conn *c, const corm_error *why)
     if (c->state == CORM_CONN_BROKEN)
         return;
     c->state = CORM_CONN_BROKEN;
+    if (c->fd >= 0 && c->fd_gone)
+        c->fd_gone(c->fd_gone_ud, c->fd);
     corm_error_copy(&c->broken_error, why);
     if (c->broken_error.code != CORM_ETIMEOUT)
         c->broken_error.code = CORM_ECONNECTION;
@@ -502,6 +504,7 @@ int corm__conn_send_cancel(corm_conn *c, corm_error *err)
 void corm__conn_abandon(corm_conn *c, corm__req *r, const corm_error *err)
 {
     complete(c, r, NULL, err);
+    c->cancel_due = true;
     if (!(r->flags & CORM__REQ_SENT)) {
         /* Never reached the server: nothing to stop. */
         list_remove(c, r);
@@ -535,8 +538,12 @@ int corm_conn_cancel(corm_conn *c, corm_request_id id, corm_error *err)
     corm__err(&e, CORM_ECANCELLED, "request cancelled");
     corm__conn_abandon(c, r, &e);
     corm_error_clear(&e);
+    /* The server is asked to stop the request only from the next step,
+     * after reading what has arrived: a request whose result already sits
+     * in the socket needs no cancel, and one sent anyway would land on the
+     * statement after it. corm_conn_timeout() says 0 until then. */
+    c->cancel_due = true;
     if (c->in_callback == 0) {
-        cancel_abandoned_head(c);
         if (c->close_requested) {
             c->close_requested = false;
             corm_conn_close(c);
@@ -867,6 +874,7 @@ int corm_conn_step(corm_conn *c, corm_error *err)
         cancel_abandoned_head(c);
         flush(c);
     }
+    c->cancel_due = false;
     if (c->close_requested) {
         c->close_requested = false;
         corm_conn_close(c);

@@ -12,6 +12,7 @@ enum { BACKOFF_MIN_MS = 50, BACKOFF_MAX_MS = 1000 };
 
 typedef struct member {
     struct member *next;
+    struct corm_pool *pool;
     corm_conn *c;
     bool lent;
     bool releasing;          /* back from a borrower; not yet known clean */
@@ -53,6 +54,18 @@ static bool usable(const member *m)
     return !m->lent && !m->releasing && m->c->state != CORM_CONN_BROKEN;
 }
 
+static void member_fd_gone(void *ud, int fd)
+{
+    member *m = ud;
+    corm_pool *p = m->pool;
+    if (m->fd_reported == fd && p->watch)
+        p->watch(p->watch_ud, fd, 0);
+    if (m->fd_reported == fd) {
+        m->fd_reported = -1;
+        m->ev_reported = 0;
+    }
+}
+
 static int open_member(corm_pool *p, member **out, corm_error *err)
 {
     *out = NULL;
@@ -65,6 +78,9 @@ static int open_member(corm_pool *p, member **out, corm_error *err)
         return rc;
     }
     m->fd_reported = -1;
+    m->pool = p;
+    m->c->fd_gone = member_fd_gone;
+    m->c->fd_gone_ud = m;
     member **pp = &p->members;
     while (*pp)
         pp = &(*pp)->next;
