@@ -441,12 +441,10 @@ TEST(late_cancel_spares_the_next_request)
 
 /* Inside a transaction the engine cannot run the next request again, so
  * the cancel must not reach it at all.
- * BUG (pipeline.c, corm_conn_cancel/cancel_abandoned_head): the server
- * cancel is sent for the head without first reading the input already
- * received, so a request whose result is waiting in the socket gets a
- * cancel that lands on the next statement: here b fails with 57014 and the
- * transaction is aborted, though only a (already complete) was cancelled.
- * Outside a transaction the engine hides this by re-running b. */
+ * Regression: the server cancel was once sent for the head without first
+ * reading the input already received, so it landed on the next statement
+ * (b failed with 57014 and the transaction was aborted). Outside a
+ * transaction the engine hides such a hit by re-running the request. */
 TEST(late_cancel_spares_the_next_request_in_transaction)
 {
     late_cancel(1);
