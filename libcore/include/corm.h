@@ -1008,6 +1008,193 @@ CORM_API corm_result *corm_result_take(corm_result *r);
 CORM_API void corm_result_free(corm_result *r);
 
 /* ------------------------------------------------------------------------
+ * Mapping rows into structs
+ *
+ * The C front end's fastest path: describe a struct once with a table of
+ * fields (a result column, a C type, offsetof), then decode every row of
+ * a result straight into an array of those structs.
+ *
+ *     struct user { int64_t id; const char *name; bool email_is_null;
+ *                   const char *email; };
+ *     static const corm_field user_fields[] = {
+ *         CORM_FIELD("id", CORM_C_INT64, struct user, id),
+ *         CORM_FIELD("name", CORM_C_TEXT, struct user, name),
+ *         CORM_FIELD_NULL("email", CORM_C_TEXT, struct user, email, email_is_null),
+ *     };
+ *     corm_map *map;
+ *     corm_map_new(&map, sizeof(struct user), NULL, &err);
+ *     corm_map_add_fields(map, user_fields, 3, &err);
+ *     ...
+ *     struct user *users; size_t n;
+ *     corm_result_map_alloc(res, map, (void **)&users, &n, &err);
+ *
+ * Columns named in fields are looked up (exactly, case included) once per
+ * call, and each field's decoding is chosen then from the column's type,
+ * so one map serves any result whose columns it names, in any order.
+ * A column's type must convert losslessly into its field:
+ *
+ *   C type           columns
+ *   CORM_C_INT16     int2; int4, int8, oid when the value fits (per cell)
+ *   CORM_C_INT32     int2, int4; int8, oid when the value fits
+ *   CORM_C_INT64     int2, int4, int8, oid
+ *   CORM_C_FLOAT     float4; float8 when exact as a float (NaN and the
+ *                    infinities are); integers within +-2^24
+ *   CORM_C_DOUBLE    float4, float8; int2, int4; int8 within +-2^53
+ *   CORM_C_BOOL      bool
+ *   CORM_C_TEXT      text, varchar, char(n), name, "char", unknown, json,
+ *                    jsonb (its text), numeric (its exact decimal text)
+ *   CORM_C_BYTES     bytea, the text types above but numeric and jsonb,
+ *                    and any type libcorm does not decode (an enum: its
+ *                    label) as its wire bytes
+ *   CORM_C_USEC      timestamp, timestamptz (microseconds since 2000-01-01,
+ *                    CORM_TIMESTAMP_(NEG_)INFINITY), time (since midnight)
+ *   CORM_C_DAYS      date (days since 2000-01-01, CORM_DATE_(NEG_)INFINITY)
+ *   CORM_C_UUID      uuid
+ *   CORM_C_INTERVAL  interval
+ *   CORM_C_VALUE     any column, as corm_result_get decodes it
+ *
+ * Anything else (a float8 into an int64, a numeric into a double, text
+ * into an int) fails with CORM_EDATA naming the column, its type and the
+ * field's, before any row is written; a value that does not fit (an int8
+ * of 2^40 into an int32) fails with CORM_EDATA naming the column and row.
+ *
+ * Strings: CORM_C_TEXT writes a `const char *` to a NUL-terminated string
+ * and CORM_C_BYTES a `const void *`; both point into memory owned by the
+ * result and live as long as it. Numeric text is made by the call and
+ * added to the result's memory (each call adds it again). A `size_t`
+ * length field is optional for text (it spares a strlen) and required for
+ * bytes.
+ *
+ * NULL: a field with a null flag (a `bool`) gets true and a zeroed value
+ * (NULL pointer, length 0); without one a NULL cell fails with CORM_EDATA
+ * naming the column and row, unless the field has CORM_FIELD_NULL_ZERO, in
+ * which case it is zeroed. A CORM_C_VALUE field takes NULL as CORM_NULL.
+ * ---------------------------------------------------------------------- */
+
+#define CORM_HAS_STRUCT_MAP 1
+
+/* The C type of a mapped field (corm_field.type). Append only. */
+enum corm_ctype {
+    CORM_C_INT16 = 1, /* int16_t */
+    CORM_C_INT32,     /* int32_t */
+    CORM_C_INT64,     /* int64_t */
+    CORM_C_FLOAT,     /* float */
+    CORM_C_DOUBLE,    /* double */
+    CORM_C_BOOL,      /* bool */
+    CORM_C_TEXT,      /* const char *, NUL-terminated (optional size_t length) */
+    CORM_C_BYTES,     /* const void * (size_t length required) */
+    CORM_C_USEC,      /* int64_t microseconds: timestamp, timestamptz, time */
+    CORM_C_DAYS,      /* int32_t days: date */
+    CORM_C_UUID,      /* uint8_t[16] */
+    CORM_C_INTERVAL,  /* corm_interval */
+    CORM_C_VALUE,     /* corm_value */
+    CORM__C_LAST
+};
+
+/* An interval, as in corm_value: microseconds, days and months, kept apart
+ * as PostgreSQL keeps them. */
+typedef struct corm_interval {
+    int64_t usec;
+    int32_t days;
+    int32_t months;
+} corm_interval;
+
+enum corm_field_flags {
+    CORM_FIELD_HAS_LEN = 1u << 0,  /* len_offset names a size_t length */
+    CORM_FIELD_HAS_NULL = 1u << 1, /* null_offset names a bool "is null" flag */
+    CORM_FIELD_NULL_ZERO = 1u << 2 /* a NULL cell writes a zero value, no error */
+};
+
+/*
+ * One field of a mapped struct. Fill it with the CORM_FIELD* macros below,
+ * or by hand (designated initializers; unused members zero).
+ */
+typedef struct corm_field {
+    const char *column; /* result column name (copied); NULL: use col */
+    int col;            /* result column index, when column is NULL */
+    int type;           /* enum corm_ctype */
+    size_t offset;      /* offsetof(struct, member) */
+    size_t size;        /* sizeof the member, checked against type; 0: unchecked */
+    size_t len_offset;  /* with CORM_FIELD_HAS_LEN: offsetof a size_t */
+    size_t null_offset; /* with CORM_FIELD_HAS_NULL: offsetof a bool */
+    unsigned flags;     /* enum corm_field_flags */
+} corm_field;
+
+#define CORM__MEMBER_SIZE(T, m) sizeof(((T *)0)->m)
+/* Column `column` into member m of struct type T, as C type `ctype`. */
+#define CORM_FIELD(column, ctype, T, m) \
+    {(column), 0, (ctype), offsetof(T, m), CORM__MEMBER_SIZE(T, m), 0, 0, 0u}
+/* ... with a bool member null_m set when the cell is NULL. */
+#define CORM_FIELD_NULL(column, ctype, T, m, null_m)                              \
+    {(column), 0, (ctype), offsetof(T, m), CORM__MEMBER_SIZE(T, m), 0,            \
+     offsetof(T, null_m), CORM_FIELD_HAS_NULL}
+/* ... where a NULL cell leaves m zero (0, false, NULL), with no flag. */
+#define CORM_FIELD_ZERO(column, ctype, T, m) \
+    {(column), 0, (ctype), offsetof(T, m), CORM__MEMBER_SIZE(T, m), 0, 0, CORM_FIELD_NULL_ZERO}
+/* Text or bytes into m, with its length into the size_t member len_m. */
+#define CORM_FIELD_LEN(column, ctype, T, m, len_m)                                \
+    {(column), 0, (ctype), offsetof(T, m), CORM__MEMBER_SIZE(T, m), offsetof(T, len_m), \
+     0, CORM_FIELD_HAS_LEN}
+/* ... with a length and a null flag. */
+#define CORM_FIELD_LEN_NULL(column, ctype, T, m, len_m, null_m)                   \
+    {(column), 0, (ctype), offsetof(T, m), CORM__MEMBER_SIZE(T, m), offsetof(T, len_m), \
+     offsetof(T, null_m), CORM_FIELD_HAS_LEN | CORM_FIELD_HAS_NULL}
+/* Column index col (0-based) instead of a name, with the given flags
+ * (CORM_FIELD_NULL_ZERO or 0). */
+#define CORM_FIELD_AT(col, ctype, T, m, flags) \
+    {NULL, (col), (ctype), offsetof(T, m), CORM__MEMBER_SIZE(T, m), 0, 0, (flags)}
+
+/* A description of a struct: built once, reused across results. Not
+ * thread-safe (a call writes its column plan into the map). */
+typedef struct corm_map corm_map;
+
+/*
+ * Creates an empty map for structs of struct_size bytes (sizeof, > 0).
+ * opt (may be NULL) supplies the allocator. Free with corm_map_free().
+ */
+CORM_API int corm_map_new(corm_map **out, size_t struct_size, const corm_options *opt,
+                          corm_error *err);
+/*
+ * Appends a field (its column name is copied). CORM_EMISUSE for an unknown
+ * type, a member that does not fit the struct, a size that does not match
+ * the type, a negative column index, bytes without a length, or a length
+ * or null flag outside the struct. CORM_ENOMEM.
+ */
+CORM_API int corm_map_add_field(corm_map *m, const corm_field *f, corm_error *err);
+/* corm_map_add_field for n fields in order; on failure the map keeps the
+ * fields before the one that failed. */
+CORM_API int corm_map_add_fields(corm_map *m, const corm_field *fields, size_t n,
+                                 corm_error *err);
+/* Number of fields. */
+CORM_API size_t corm_map_nfields(const corm_map *m);
+/* Frees m. NULL is a no-op. */
+CORM_API void corm_map_free(corm_map *m);
+
+/*
+ * Decodes rows 0 .. min(count, nrows) - 1 of r into rows[0], rows[1], ...,
+ * stride bytes apart (0: the map's struct size; otherwise at least that),
+ * and sets *written (if not NULL) to the number of rows written. Compare it
+ * with corm_result_nrows(r) when count may be short. Only the fields'
+ * members (values, lengths, null flags) are written. Allocates nothing
+ * except numeric text (in r's memory).
+ * Errors: CORM_EMISUSE (NULL r or m, NULL rows with count > 0, a bad
+ * stride, an unknown column name or index out of range), CORM_EDATA (a
+ * column that does not convert, a NULL without a flag, a value that does
+ * not fit, malformed bytes), CORM_ENOMEM (numeric text). After an error in
+ * a row, *written rows are complete and the rest are unspecified.
+ */
+CORM_API int corm_result_map(const corm_result *r, corm_map *m, void *rows, size_t count,
+                             size_t stride, size_t *written, corm_error *err);
+/*
+ * As corm_result_map, for every row of r into an array of structs (the
+ * map's struct size apart) allocated in memory owned by r, zeroed first,
+ * freed with r: *rows and *nrows receive it (NULL and 0 for no rows, and on
+ * failure). The array may be used as long as r lives; never free it.
+ */
+CORM_API int corm_result_map_alloc(corm_result *r, corm_map *m, void **rows, size_t *nrows,
+                                   corm_error *err);
+
+/* ------------------------------------------------------------------------
  * Connections
  *
  * A connection is opened without blocking, then driven by the host: watch
