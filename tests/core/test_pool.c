@@ -543,6 +543,41 @@ static void preq_done(void *ud, corm_result *res, const corm_error *err)
     }
 }
 
+/* One round of a host loop built only from the watch reports: poll the
+ * reported sockets, step each ready one, or step with -1 on a timeout. */
+static void watch_wait(corm_pool *p, watched *w, int max_ms)
+{
+    struct pollfd fds[MAXFD];
+    int n = w->n;
+    for (int i = 0; i < n; i++) {
+        fds[i].fd = w->fd[i];
+        fds[i].events = th_poll_events(w->ev[i]);
+        fds[i].revents = 0;
+    }
+    int t = corm_pool_timeout(p);
+    if (t < 0 || t > max_ms)
+        t = max_ms;
+    int ready = poll(fds, (nfds_t)n, t);
+    corm_error err = CORM_ERROR_INIT;
+    if (ready > 0) {
+        for (int i = 0; i < n; i++)
+            if (fds[i].revents)
+                CHECK_OK(corm_pool_step(p, fds[i].fd, &err), &err);
+    } else {
+        CHECK_OK(corm_pool_step(p, -1, &err), &err);
+    }
+}
+
+static void watch_drive(corm_pool *p, watched *w, int (*done)(void *), void *arg, int limit_ms)
+{
+    int64_t end = th_now_ms() + limit_ms;
+    while (!done(arg)) {
+        CHECK_MSG(th_now_ms() < end, "watch-driven pool: no completion within %d ms "
+                  "(%d sockets watched, size %d)", limit_ms, w->n, corm_pool_size(p));
+        watch_wait(p, w, 50);
+    }
+}
+
 TEST(pool_driven_by_watch_callback_200_requests)
 {
     corm_pool *p = open_pool(4, 4);
@@ -709,7 +744,7 @@ TEST(pool_survives_server_restart)
         CHECK_OK(corm_pool_submit(p, sleepq, preq_done, &inflight[i], NULL, &err), &err);
     corm_query_free(sleepq);
     for (int i = 0; i < 20; i++)
-        corm_pool_wait(p, 10, NULL);
+        watch_wait(p, &w, 10);
     int old_pids[4], nold = 0;
     corm_conn *probe = th_connect();
     {
@@ -730,7 +765,7 @@ TEST(pool_survives_server_restart)
 
     pgtmp("pause");
     int64_t t0 = th_now_ms();
-    th_pool_drive(p, all_preq_done, inflight, 15000);
+    watch_drive(p, &w, all_preq_done, inflight, 15000);
     for (int i = 0; i < 5; i++) {
         CHECK_MSG(!inflight[i].ok, "request %d succeeded with the server down", i);
         CHECK_MSG(strncmp(inflight[i].why, "connection:", 11) == 0, "request %d: %s", i,
@@ -754,7 +789,7 @@ TEST(pool_survives_server_restart)
             int64_t end = th_now_ms() + 15000;
             while (!down.done) {
                 CHECK_MSG(th_now_ms() < end, "a request hangs while the server is down");
-                corm_pool_wait(p, 50, NULL);
+                watch_wait(p, &w, 50);
             }
             CHECK(!down.ok);
             CHECK_MSG(strncmp(down.why, "connection:", 11) == 0, "%s", down.why);
@@ -763,7 +798,7 @@ TEST(pool_survives_server_restart)
     lend l;
     memset(&l, 0, sizeof l);
     CHECK_OK(corm_pool_acquire(p, 0, on_lend, &l, NULL, &err), &err);
-    th_pool_drive(p, lend_done, &l, 15000);
+    watch_drive(p, &w, lend_done, &l, 15000);
     CHECK_EQ_INT(l.code, CORM_ECONNECTION);
     CHECK(l.conn == NULL);
     lend_clear(&l);
@@ -782,13 +817,13 @@ TEST(pool_survives_server_restart)
             int64_t e2 = th_now_ms() + 15000;
             while (!back.done) {
                 CHECK_MSG(th_now_ms() < e2, "a request hangs after resume");
-                corm_pool_wait(p, 50, NULL);
+                watch_wait(p, &w, 50);
             }
             if (back.ok)
                 break;
         }
         for (int i = 0; i < 4; i++)
-            corm_pool_wait(p, 50, NULL);
+            watch_wait(p, &w, 50);
     }
     for (int i = 0; i < nold; i++)
         CHECK(back.pid != old_pids[i]);
@@ -818,6 +853,9 @@ TEST(pool_survives_server_restart)
 TEST(pool_replaces_a_killed_member)
 {
     corm_pool *p = open_pool(1, 1);
+    watched w;
+    memset(&w, 0, sizeof w);
+    corm_pool_set_watch(p, on_watch, &w);
     wait_idle(p, 1, 15000);
     corm_conn *obs = th_connect();
     corm_error err = CORM_ERROR_INIT;
@@ -832,13 +870,13 @@ TEST(pool_replaces_a_killed_member)
     int64_t end = th_now_ms() + 10000;
     while (!pid) {
         CHECK_MSG(th_now_ms() < end, "the sleep never started");
-        corm_pool_wait(p, 20, NULL);
+        watch_wait(p, &w, 20);
         pid = (int)th_int(obs, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
                                " WHERE query LIKE '%FROM pg_sleep(30)' AND state = 'active'"
                                " AND pid <> pg_backend_pid()");
     }
     CHECK_EQ_INT(th_intf(obs, "SELECT pg_terminate_backend(%d)::int", pid), 1);
-    th_pool_drive(p, all_preq_done_1, &victim, 10000);
+    watch_drive(p, &w, all_preq_done_1, &victim, 10000);
     CHECK(!victim.ok);
     CHECK_MSG(strncmp(victim.why, "connection:", 11) == 0, "%s", victim.why);
     /* The next request gets a new backend: the server is up, so it must
@@ -849,16 +887,19 @@ TEST(pool_replaces_a_killed_member)
     memset(&next, 0, sizeof next);
     next.n = 2;
     CHECK_OK(corm_pool_submit(p, q, preq_done, &next, NULL, &err), &err);
-    th_pool_drive(p, all_preq_done_1, &next, 15000);
+    watch_drive(p, &w, all_preq_done_1, &next, 15000);
     /* Regression: reaping the broken member once set a backoff, and with
      * no live member left the pool failed requests and waiters with "server
      * unreachable" before attempting any new connection. */
     CHECK_MSG(next.ok, "first request after the kill: %s", next.why);
     CHECK(next.pid != pid);
     CHECK_EQ_INT(corm_pool_size(p), 1);
+    CHECK_EQ_INT(w.bad, 0);
+    CHECK_EQ_INT(w.n, 1);   /* the new socket, and only it */
     corm_query_free(q);
     corm_conn_close(obs);
     corm_pool_close(p);
+    CHECK_EQ_INT(w.n, 0);
 }
 
 /* A lent connection that broke is discarded on release, not lent again. */
