@@ -48,3 +48,12 @@ clean:
 distclean: clean
 	rm -rf .venv .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# make bench: Cormorant against its peers and a libpq floor, W1-W5 of
+# ../shared/BENCHMARKS.md, written to bench/RESULTS.md (bench/run.py; a
+# throwaway cluster unless BENCH_DATABASE_URL is set; BENCH_ARGS=--small for
+# a quick run). Not part of make test, which runs a smoke version of it.
+.PHONY: bench
+bench: build
+	bash bench/setup-peers.sh
+	$(PYTHON) bench/run.py $(BENCH_ARGS)

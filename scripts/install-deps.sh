@@ -22,6 +22,7 @@ packages=(
     valgrind
     clang libclang-rt-14-dev   # fuzzing
     lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-cjson lua-cqueues
+    lua-sql-postgres       # LuaSQL, the Lua peer of make bench (5.1 build loads in LuaJIT)
     python3
     iproute2 procps util-linux
 )

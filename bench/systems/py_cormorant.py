@@ -1,0 +1,90 @@
+"""Cormorant from Python: db.fetch rows today; models when they land (add a
+subclass overriding w1/w2/w3/w4 and list it in SYSTEMS)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cormorant as cm
+
+from dataset import W1_SQL, W2_SQL, W3_TABLE, W4_POSTS_SQL, W4_USERS_SQL
+from systems.base import System, group_posts, insert_values_sql
+
+W3_BATCH = 1000   # rows per INSERT: 10,000 parameters
+
+
+class CormorantRows(System):
+    name = "Cormorant (rows)"
+    w1_variant = "db.fetch → Row"
+    w2_variant = "db.fetchrow, one connection"
+    w2_tasks = (8, 64)
+    w2_concurrent_note = "one pool with max_size=1: the tasks pipeline on one connection"
+    w3_variant = "multi-row INSERT, 1,000 rows a statement, one transaction"
+    w3_note = "no COPY or bulk insert in Cormorant yet"
+    w4_variant = "two queries + objects grouped by hand"
+    w4_note = "int8[] parameter sent as its text form (no list→array binding yet)"
+
+    def version(self):
+        return getattr(cm, "__version__", "")
+
+    async def open(self, url):
+        self.db = await cm.connect(url, min_size=1, max_size=1)
+
+    async def close(self):
+        await self.db.close()
+
+    async def w1(self):
+        return await self.db.fetch(W1_SQL)
+
+    def values(self, row):
+        return tuple(row)
+
+    async def w2(self, ids):
+        found = 0
+        fetchrow = self.db.fetchrow
+        for i in ids:
+            if await fetchrow(W2_SQL, i) is not None:
+                found += 1
+        return found
+
+    def w2_concurrent_variant(self, n):
+        return f"{n} tasks, one connection"
+
+    async def w2_concurrent(self, ids, n):
+        fetchrow = self.db.fetchrow
+
+        async def worker(part):
+            found = 0
+            for i in part:
+                if await fetchrow(W2_SQL, i) is not None:
+                    found += 1
+            return found
+        return sum(await asyncio.gather(*(worker(ids[k::n]) for k in range(n))))
+
+    def w3_objects(self, values):
+        out = []
+        for k in range(0, len(values), W3_BATCH):
+            batch = values[k:k + W3_BATCH]
+            args = [v for row in batch for v in row]
+            out.append((insert_values_sql(len(batch)), args))
+        return out
+
+    async def w3(self, batches):
+        async with self.db.transaction():
+            for sql, args in batches:
+                await self.db.execute(sql, *args)
+
+    async def w3_truncate(self):
+        await self.db.execute(f"TRUNCATE {W3_TABLE}")
+
+    async def w3_count(self):
+        return await self.db.fetchval(f"SELECT count(*) FROM {W3_TABLE}")
+
+    async def w4(self, n):
+        users = await self.db.fetch(W4_USERS_SQL, n)
+        ids = "{" + ",".join(str(r[0]) for r in users) + "}"
+        posts = await self.db.fetch(W4_POSTS_SQL, ids)
+        return group_posts(users, posts)
+
+
+SYSTEMS = [CormorantRows]
