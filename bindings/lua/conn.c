@@ -709,6 +709,79 @@ static int pool_tostring(lua_State *L)
     return 1;
 }
 
+/* ---- for query.c: built queries through the same requests -------------- */
+
+/* Submits q on the pool or lent connection at idx (the pool's query
+ * timeout applies); pushes the request, or nil, err. */
+int lcorm_submit_query(lua_State *L, int idx, corm_query *q)
+{
+    lcorm_box *b;
+    corm_conn *c = NULL;
+    lcorm_poolud *pu = luaL_testudata(L, idx, LCORM_POOL);
+    if (pu) {
+        if (!pu->box || !pu->box->pool)
+            return luaL_error(L, "attempt to use a closed pool");
+        b = pu->box;
+    } else {
+        lcorm_connud *cu = luaL_testudata(L, idx, LCORM_CONN);
+        if (!cu)
+            return luaL_argerror(L, idx, "cormorant.pool or cormorant.conn expected");
+        if (!cu->box || !cu->box->pool)
+            return luaL_error(L, "attempt to use a released connection");
+        b = cu->box;
+        c = cu->c;
+    }
+    lcorm_req *r = req_new(L, b, REQ_QUERY);
+    corm_error err = CORM_ERROR_INIT;
+    int rc = CORM_OK;
+    if (b->query_timeout_ms > 0)
+        rc = corm_query_set_timeout(q, b->query_timeout_ms, &err);
+    if (rc == CORM_OK)
+        rc = c ? corm_conn_submit(c, q, on_done, r, &r->id, &err)
+               : corm_pool_submit(b->pool, q, on_done, r, &r->id, &err);
+    if (rc < 0) {
+        r->done = true;   /* never submitted: nothing will call back */
+        return lcorm_fail(L, &err);
+    }
+    if (c)
+        conn_sync(b);
+    return 1;
+}
+
+/* The result of the done statement request at idx, still owned by the
+ * request (free it with lcorm_req_drop_result once decoded): returns 0 and
+ * sets *res, or pushes nil, err and returns 2. Raises when not done. */
+int lcorm_req_result(lua_State *L, int idx, corm_result **res)
+{
+    lcorm_requd *u = luaL_checkudata(L, idx, LCORM_REQUEST);
+    lcorm_req *r = u->r;
+    if (!r)
+        return luaL_error(L, "attempt to use a closed request");
+    if (!r->done && r->box->pool)
+        return luaL_error(L, "request is not done");
+    if (!r->done || r->err.code) {
+        corm_error e = CORM_ERROR_INIT;
+        e.code = CORM_ECANCELLED;
+        e.message = (char *)"pool closed";
+        lua_pushnil(L);
+        lcorm_push_error(L, r->done ? &r->err : &e);
+        return 2;
+    }
+    if (r->kind != REQ_QUERY || !r->res)
+        return luaL_error(L, "result already taken");
+    *res = r->res;
+    return 0;
+}
+
+void lcorm_req_drop_result(lua_State *L, int idx)
+{
+    lcorm_requd *u = luaL_checkudata(L, idx, LCORM_REQUEST);
+    if (u->r) {
+        corm_result_free(u->r->res);
+        u->r->res = NULL;
+    }
+}
+
 /* ---- registration ------------------------------------------------------- */
 
 static const luaL_Reg pool_methods[] = {

@@ -477,3 +477,138 @@ int lcorm_bind_params(lua_State *L, int first, int last, corm_query *q, corm_err
     }
     return CORM_OK;
 }
+
+/* ---- values for models and expressions ----------------------------------- */
+
+static bool is_null_sentinel(lua_State *L, int i)
+{
+    return lua_type(L, i) == LUA_TLIGHTUSERDATA && lua_touserdata(L, i) == NULL;
+}
+
+/* A scalar (not a table other than core.bytea) into *out; raises otherwise. */
+static void to_scalar(lua_State *L, int i, corm_value *out)
+{
+    int64_t n;
+    memset(out, 0, sizeof *out);
+    switch (lua_type(L, i)) {
+    case LUA_TNIL:
+        out->kind = CORM_NULL;
+        return;
+    case LUA_TLIGHTUSERDATA:
+        if (is_null_sentinel(L, i)) {
+            out->kind = CORM_NULL;
+            return;
+        }
+        break;
+    case LUA_TBOOLEAN:
+        out->kind = CORM_BOOL;
+        out->v.b = lua_toboolean(L, i);
+        return;
+    case LUA_TNUMBER:
+        if (lcorm_tointeger(L, i, &n)) {
+            out->kind = CORM_INT;
+            out->v.i = n;
+        } else {
+            out->kind = CORM_FLOAT;
+            out->v.f = (double)lua_tonumber(L, i);
+        }
+        return;
+    case LUA_TSTRING:
+        out->kind = CORM_TEXT;
+        out->v.str.ptr = lua_tolstring(L, i, &out->v.str.len);
+        return;
+    case LCORM_TCDATA:
+        lcorm_check_params(L, i, i);   /* replaces the cdata by its decimal text */
+        out->kind = CORM_TEXT;
+        out->v.str.ptr = lua_tolstring(L, i, &out->v.str.len);
+        return;
+    case LUA_TTABLE:
+        if (is_bytea(L, i)) {
+            lua_rawgeti(L, i, 1);   /* anchored in the bytea table */
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                out->kind = CORM_BYTES;
+                out->v.str.ptr = lua_tolstring(L, -1, &out->v.str.len);
+                lua_pop(L, 1);
+                return;
+            }
+            lua_pop(L, 1);
+        }
+        break;
+    default:
+        break;
+    }
+    luaL_error(L, "cannot send a %s as a value", luaL_typename(L, i));
+}
+
+static bool is_array_table(lua_State *L, int i)
+{
+    return lua_type(L, i) == LUA_TTABLE && !is_bytea(L, i);
+}
+
+/* Fills items (row-major) from the nested table at i, checking that it is
+ * rectangular along dims. */
+static void fill_items(lua_State *L, int i, int dim, int ndim, const int32_t *dims,
+                       corm_value *items, size_t *k)
+{
+    i = lua_absindex(L, i);
+    if ((int32_t)lua_rawlen(L, i) != dims[dim])
+        luaL_error(L, "array is not rectangular (dimension %d)", dim + 1);
+    for (int32_t j = 1; j <= dims[dim]; j++) {
+        luaL_checkstack(L, 4, NULL);
+        lua_rawgeti(L, i, j);
+        if (dim + 1 < ndim) {
+            if (!is_array_table(L, -1))
+                luaL_error(L, "array is not rectangular (dimension %d)", dim + 2);
+            fill_items(L, -1, dim + 1, ndim, dims, items, k);
+            lua_pop(L, 1);
+        } else {
+            if (is_array_table(L, -1))
+                luaL_error(L, "array is not rectangular (dimension %d)", dim + 1);
+            int t = lua_type(L, -1);
+            /* strings stay anchored by the table they are in; converted cdata
+             * text stays on the stack */
+            to_scalar(L, lua_gettop(L), &items[(*k)++]);
+            if (t != LCORM_TCDATA)
+                lua_pop(L, 1);
+        }
+    }
+}
+
+void lcorm_to_value(lua_State *L, int idx, corm_value *out)
+{
+    idx = lua_absindex(L, idx);
+    if (!is_array_table(L, idx)) {
+        to_scalar(L, idx, out);
+        return;
+    }
+    /* The shape follows the first item of each level. */
+    int32_t *dims = lcorm_newuserdata(L, sizeof(int32_t) * CORM_ARRAY_MAXDIM);
+    int ndim = 0;
+    size_t count = 1;
+    lua_pushvalue(L, idx);
+    while (is_array_table(L, -1)) {
+        int32_t n = (int32_t)lua_rawlen(L, -1);
+        if (ndim == CORM_ARRAY_MAXDIM)
+            luaL_error(L, "array has more than %d dimensions", CORM_ARRAY_MAXDIM);
+        dims[ndim++] = n;
+        if (n == 0)
+            break;
+        count *= (size_t)n;
+        lua_rawgeti(L, -1, 1);
+        lua_remove(L, -2);
+    }
+    lua_pop(L, 1);
+    memset(out, 0, sizeof *out);
+    out->kind = CORM_ARRAY_ITEMS;
+    if (dims[ndim - 1] == 0) {
+        out->v.items.ndim = 0;   /* empty array */
+        out->v.items.dims = dims;
+        return;
+    }
+    corm_value *items = lcorm_newuserdata(L, count * sizeof *items);
+    size_t k = 0;
+    fill_items(L, idx, 0, ndim, dims, items, &k);
+    out->v.items.items = items;
+    out->v.items.dims = dims;
+    out->v.items.ndim = ndim;
+}

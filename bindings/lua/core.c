@@ -148,6 +148,8 @@ int luaopen_cormorant_core(lua_State *L)
 
     luaL_newlib(L, funcs);
     lcorm_open_errors(L);
+    lcorm_open_model(L);
+    lcorm_open_query(L);
     /* core.null: NULL items of arrays; the same value as cjson.null. */
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

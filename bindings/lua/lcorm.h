@@ -45,6 +45,26 @@ int luaopen_cormorant_core(lua_State *L);
 /* conn.c */
 int lcorm_open_conn(lua_State *L);   /* registers pool, conn, request classes */
 int lcorm_pool_new(lua_State *L);    /* core.pool(conninfo [, opts]) */
+/* Built queries (query.c) go through the same requests: */
+int lcorm_submit_query(lua_State *L, int idx, corm_query *q);
+int lcorm_req_result(lua_State *L, int idx, corm_result **res);
+void lcorm_req_drop_result(lua_State *L, int idx);
+
+/* model.c, query.c: models, expressions and built queries */
+#define LCORM_MODEL "cormorant.model"
+#define LCORM_EXPR "cormorant.expr"
+#define LCORM_QUERY "cormorant.query"
+#define LCORM_REGISTRY "cormorant.registry"
+int lcorm_open_model(lua_State *L);  /* registers the classes, adds functions to the module table at -1 */
+int lcorm_open_query(lua_State *L);
+corm_registry *lcorm_registry(lua_State *L);   /* the state's one registry */
+corm_model *lcorm_checkmodel(lua_State *L, int idx);
+corm_expr *lcorm_checkexpr(lua_State *L, int idx);
+corm_expr *lcorm_testexpr(lua_State *L, int idx);
+/* Pushes a new expression userdata owning e (created closed first: on a
+ * memory error e is freed). flags: ORDER BY flags it carries (asc/desc). */
+void lcorm_push_expr(lua_State *L, corm_expr *e, unsigned flags);
+unsigned lcorm_expr_flags(lua_State *L, int idx);
 
 /* convert.c */
 typedef struct lcorm_cvt {
@@ -71,6 +91,17 @@ int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err);
 void lcorm_check_params(lua_State *L, int first, int last);
 /* core.bytea(s): wraps a string so that it binds as bytea. */
 int lcorm_bytea(lua_State *L);
+/*
+ * The Lua value at idx as a corm_value for a column or expression, typed by
+ * the engine from its column: nil and core.null -> NULL, boolean, integer,
+ * float, string (text; the engine or server parses it for other types),
+ * core.bytea, LuaJIT int64 cdata (its decimal text), a table -> an array
+ * (nested tables for more dimensions, core.null items). May push scratch
+ * values (anchoring strings and item arrays) onto the stack: call it before
+ * acquiring C resources, and let the caller's return drop them. Raises for
+ * values that cannot be sent.
+ */
+void lcorm_to_value(lua_State *L, int idx, corm_value *out);
 /* Binds the checked parameters to q. Never raises. */
 int lcorm_bind_params(lua_State *L, int first, int last, corm_query *q, corm_error *err);
 

@@ -113,6 +113,77 @@ function DB:query(sql, ...)
   return await(pool:submit(sql, ...))
 end
 
+-- db:run(q [, mt [, clean]]) -> rows, affected | nil, err: a built engine
+-- query (cormorant.core select/insert/update/delete) through the same
+-- requests as db:query, on the transaction's connection when called
+-- inside one. Rows are decoded in C by q:take (see query.lua).
+local function run_on(target, q, mt, clean)
+  local req, err = q:submit(target)
+  if not req then
+    return nil, err
+  end
+  while not req:done() do
+    wait.wait(req)
+    req:step()
+  end
+  return q:take(req, mt, clean)
+end
+
+function DB:run(q, mt, clean)
+  local pool = checkdb(self, "run")
+  local tx = current(self)
+  if tx then
+    return tx:run(q, mt, clean)
+  end
+  return run_on(pool, q, mt, clean)
+end
+
+-- db:create_tables(Model, ... [, { if_not_exists = true }]) -> true | nil, err
+-- db:drop_tables(Model, ... [, { if_exists = true, cascade = true }])
+-- The engine's DDL (enums, tables in dependency order, indexes), run in
+-- one transaction.
+local function ddl(self, kind, ...)
+  checkdb(self, kind .. "_tables")
+  local n = select("#", ...)
+  local opts = n > 0 and select(n, ...) or nil
+  local models = {}
+  if type(opts) == "table" and not opts._m then
+    n = n - 1
+  else
+    opts = {}
+  end
+  for i = 1, n do
+    local model = select(i, ...)
+    if type(model) ~= "table" or not model._m then
+      error("bad argument #" .. i .. " to '" .. kind .. "_tables' (model expected)", 3)
+    end
+    models[i] = model._m
+  end
+  local flags = {}
+  for _, f in ipairs { "if_not_exists", "if_exists", "cascade" } do
+    if opts[f] then flags[#flags + 1] = f end
+  end
+  local stmts, err = core.ddl(kind, models, unpack(flags))
+  if not stmts then
+    return nil, err
+  end
+  local ok, terr = self:transaction(function(tx)
+    for _, sql in ipairs(stmts) do
+      local _, e = tx:exec(sql)
+      if e then
+        return nil, e
+      end
+    end
+  end)
+  if not ok then
+    return nil, terr
+  end
+  return true
+end
+
+function DB:create_tables(...) return ddl(self, "create", ...) end
+function DB:drop_tables(...) return ddl(self, "drop", ...) end
+
 -- db:exec(sql, ...) -> affected rows (0 when the statement reports none)
 function DB:exec(sql, ...)
   checkdb(self, "exec")
@@ -258,6 +329,15 @@ function Tx:query(sql, ...)
     self._failed[self._level] = affected
   end
   return rows, affected, cmd
+end
+
+function Tx:run(q, mt, clean)
+  local conn = checktx(self, "run")
+  local rows, affected = run_on(conn, q, mt, clean)
+  if not rows and self._level > 0 and not self._failed[self._level] then
+    self._failed[self._level] = affected
+  end
+  return rows, affected
 end
 
 function Tx:exec(sql, ...)

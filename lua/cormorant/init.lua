@@ -11,6 +11,7 @@ local core = require "cormorant.core"
 local wait = require "cormorant.wait"
 local sched = require "cormorant.sched"
 local db = require "cormorant.db"
+local model = require "cormorant.model"
 
 local M = {
   _VERSION = "cormorant 0.1 (libcorm " .. core.engine_version .. ")",
@@ -92,6 +93,29 @@ function M.default()
   end
   return default
 end
+
+-- Models and queries (model.lua, query.lua); models use cm.default()
+-- unless given a database with Model:using(db).
+M.model = model.model
+M.enum = model.enum
+M.sql = model.sql
+model.default_db = M.default
+M.and_ = core.and_      -- cm.and_(e1, e2, ...), cm.or_(...), cm.not_(e)
+M.or_ = core.or_
+M.not_ = core.not_
+M.value = core.value    -- a bound value as an expression
+M.raw = core.raw        -- cm.raw("lower($1)", v): a developer-written SQL fragment
+M.func = core.func      -- cm.func("lower", User.name)
+M.exists = function(q)  -- cm.exists(Model:select():where(...))
+  local built, err = q:build()
+  if not built then error(err, 2) end
+  return core.exists(built)
+end
+function M.count(e, distinct) return core.agg("count", e, distinct) end
+function M.sum(e) return core.agg("sum", e) end
+function M.avg(e) return core.agg("avg", e) end
+function M.min(e) return core.agg("min", e) end
+function M.max(e) return core.agg("max", e) end
 
 M.error = core.error
 M.is_error = core.is_error
