@@ -269,7 +269,7 @@ static int mod_exec(PyObject *m)
     if (!st->get_running_loop)
         return -1;
     if (pycorm_convert_init(m, st) < 0 || pycorm_row_init(m, st) < 0 ||
-        pycorm_pool_init(m, st) < 0)
+        pycorm_pool_init(m, st) < 0 || pycorm_model_init(m, st) < 0)
         return -1;
     if (PyModule_AddStringConstant(m, "LIBCORM_VERSION", corm_version()) < 0)
         return -1;
@@ -299,7 +299,7 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->json_loads);
     Py_VISIT(st->json_dumps);
     Py_VISIT(st->get_running_loop);
-    return 0;
+    return pycorm_model_traverse(st, visit, arg);
 }
 
 static int mod_clear(PyObject *m)
@@ -325,6 +325,7 @@ static int mod_clear(PyObject *m)
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->json_dumps);
     Py_CLEAR(st->get_running_loop);
+    pycorm_model_clear(st);
     PyObject **names[] = {
         &st->s_create_future, &st->s_add_reader, &st->s_remove_reader, &st->s_add_writer,
         &st->s_remove_writer, &st->s_call_at,    &st->s_call_soon,     &st->s_time,

@@ -56,6 +56,7 @@ typedef struct RequestObject {
     int kind;
     int mode;
     bool done;                 /* the engine has called back */
+    PyObject *shape;           /* built queries: makes the value (model.c), or NULL */
 } RequestObject;
 
 #define POOL_ST(p) ((p)->st)
@@ -263,6 +264,7 @@ static RequestObject *request_new(PoolObject *pool, PyObject *fut, int kind, int
     r->kind = kind;
     r->mode = mode;
     r->done = false;
+    r->shape = NULL;
     PyObject_GC_Track(r);
     return r;
 }
@@ -272,6 +274,7 @@ static int request_traverse(RequestObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->pool);
     Py_VISIT(self->fut);
+    Py_VISIT(self->shape);
     return 0;
 }
 
@@ -279,6 +282,7 @@ static int request_clear(RequestObject *self)
 {
     Py_CLEAR(self->pool);
     Py_CLEAR(self->fut);
+    Py_CLEAR(self->shape);
     return 0;
 }
 
@@ -332,7 +336,8 @@ static void on_done(void *ud, corm_result *res, const corm_error *err)
             settle_current_error(req);
         }
     } else {
-        PyObject *v = pycorm_result_value(req->pool->st, res, req->mode);
+        PyObject *v = req->shape ? pycorm_shape_value(req->pool->st, res, req->shape)
+                                 : pycorm_result_value(req->pool->st, res, req->mode);
         if (v) {
             settle(req, v, NULL);
             Py_DECREF(v);
@@ -558,6 +563,66 @@ fail:
     Py_XDECREF(req);
     Py_XDECREF(fut);
     return NULL;
+}
+
+static corm_conn *conn_handle(ConnObject *self);
+
+PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject *shape)
+{
+    PoolObject *self;
+    corm_conn *conn = NULL;
+    pycorm_state *st = pycorm_state_of_type(Py_TYPE(target));
+    if (!st)
+        return NULL;
+    if (Py_IS_TYPE(target, st->PoolType)) {
+        self = (PoolObject *)target;
+    } else if (Py_IS_TYPE(target, st->ConnType)) {
+        self = ((ConnObject *)target)->pool;
+        if (!(conn = conn_handle((ConnObject *)target)))
+            return NULL;
+    } else {
+        PyErr_SetString(PyExc_TypeError, "expected a Pool or a Conn");
+        return NULL;
+    }
+    if (check_open(self) < 0)
+        return NULL;
+    corm_error err = CORM_ERROR_INIT;
+    if (corm_query_set_timeout(q, tms, &err) < 0) {
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallNoArgs(self->create_future);
+    if (!fut)
+        return NULL;
+    RequestObject *req = request_new(self, fut, REQ_QUERY, PYCORM_FETCH);
+    if (!req) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    req->shape = Py_NewRef(shape);
+    Py_INCREF(req); /* the engine's, dropped in on_done */
+    self->stepping++;
+    int rc = conn ? corm_conn_submit(conn, q, on_done, req, &req->id, &err)
+                  : corm_pool_submit(self->pool, q, on_done, req, &req->id, &err);
+    self->stepping--;
+    if (rc < 0) {
+        Py_DECREF(req);
+        Py_DECREF(req);
+        Py_DECREF(fut);
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_add_done_callback, (PyObject *)req);
+    Py_DECREF(req);
+    if (!r) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(r);
+    update_timer(self, conn != NULL);
+    return fut;
 }
 
 /* ---- Pool ------------------------------------------------------------------ */

@@ -20,6 +20,9 @@ typedef struct pycorm_state {
     PyTypeObject *ConnType;
     PyTypeObject *RowType;
     PyTypeObject *RequestType;
+    /* Models and built queries (model.c). */
+    PyTypeObject *RegistryType, *TableType, *ModelBaseType, *ExprType, *ColumnType,
+        *QueryType, *ShapeType;
     PyObject *Error;                    /* cormorant.Error */
     PyObject *exc[PYCORM_NCODES + 1];   /* by -code; [0] unused */
     /* Values. */
@@ -93,5 +96,17 @@ void pycorm_row_set(PyObject *row, Py_ssize_t i, PyObject *v); /* steals v */
 
 /* pool.c */
 int pycorm_pool_init(PyObject *module, pycorm_state *st);
+/* Submits a built query on target (a Pool or a Conn); the future's value is
+ * pycorm_shape_value(st, res, shape). timeout_ms 0: none. New reference to
+ * the future, or NULL with an exception set (nothing sent). */
+PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int timeout_ms, PyObject *shape);
+
+/* model.c: Registry, Table, ModelBase, Column, Expr, Query. */
+int pycorm_model_init(PyObject *module, pycorm_state *st);
+int pycorm_model_traverse(pycorm_state *st, visitproc visit, void *arg);
+void pycorm_model_clear(pycorm_state *st);
+/* A completed result as the value its shape asks for (list of models,
+ * dicts, ...). New reference, or NULL with an exception. */
+PyObject *pycorm_shape_value(pycorm_state *st, const corm_result *r, PyObject *shape);
 
 #endif /* PYCORM_H */

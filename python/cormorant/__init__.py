@@ -9,6 +9,11 @@
 
 from ._core import LIBCORM_VERSION, Row
 from .database import Database, Transaction, connect, default_database
+from .model import SQL, Column, Model, column, sql
+from .query import (
+    Delete, Insert, Select, Update, avg, count, exists, from_cte, func, max, min, sum, value,
+)
+from ._core import Expr
 from .errors import (
     ConnectionError,
     DataError,
@@ -31,6 +36,25 @@ __version__ = "0.1.0"
 __all__ = [
     "LIBCORM_VERSION",
     "Database",
+    "Model",
+    "Column",
+    "Expr",
+    "column",
+    "sql",
+    "SQL",
+    "Select",
+    "Insert",
+    "Update",
+    "Delete",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "func",
+    "value",
+    "exists",
+    "from_cte",
     "Row",
     "Transaction",
     "connect",

@@ -115,6 +115,26 @@ class Database:
         an exception. Nested blocks are savepoints (which take no options)."""
         return Transaction(self, isolation, read_only, deferrable)
 
+    async def create_tables(self, *models: Any, if_not_exists: bool = False) -> None:
+        """CREATE TYPE/TABLE/INDEX for the models (libcore's DDL, in
+        dependency order), in one transaction."""
+        from .model import registry, table_of
+
+        stmts = registry.ddl([table_of(m) for m in models], if_not_exists=if_not_exists)
+        async with self.transaction():
+            for s in stmts:
+                await self.execute(s)
+
+    async def drop_tables(self, *models: Any, if_exists: bool = False, cascade: bool = False) -> None:
+        """DROP TABLE for the models (and their enum types), in one transaction."""
+        from .model import registry, table_of
+
+        stmts = registry.ddl([table_of(m) for m in models], drop=True, if_exists=if_exists,
+                             cascade=cascade)
+        async with self.transaction():
+            for s in stmts:
+                await self.execute(s)
+
     @property
     def closed(self) -> bool:
         return self._pool.closed
