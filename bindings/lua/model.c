@@ -175,6 +175,7 @@ static int m_set_default_sql(lua_State *L)
 /* m:set_primary_key({cols}) */
 static int m_set_primary_key(lua_State *L)
 {
+    lua_settop(L, 2);   /* scratch arrays go above the arguments */
     corm_model *m = lcorm_checkmodel(L, 1);
     int *cols;
     int n = check_cols(L, 2, m, &cols);
@@ -185,6 +186,7 @@ static int m_set_primary_key(lua_State *L)
 /* m:add_unique(name|nil, {cols}) */
 static int m_add_unique(lua_State *L)
 {
+    lua_settop(L, 3);   /* scratch arrays go above the arguments */
     corm_model *m = lcorm_checkmodel(L, 1);
     const char *name = luaL_optstring(L, 2, NULL);
     int *cols;
@@ -209,6 +211,7 @@ static const char *const fk_actions[] = {"no action", "restrict", "cascade", "se
 /* m:add_foreign_key(name|nil, {cols}, target [, {target cols}|nil, on_delete, on_update]) */
 static int m_add_foreign_key(lua_State *L)
 {
+    lua_settop(L, 7);   /* scratch arrays go above the arguments */
     corm_model *m = lcorm_checkmodel(L, 1);
     const char *name = luaL_optstring(L, 2, NULL);
     int *cols;
@@ -229,6 +232,7 @@ static int m_add_foreign_key(lua_State *L)
 /* m:add_index(name|nil, {cols} [, unique, method, where_sql]) */
 static int m_add_index(lua_State *L)
 {
+    lua_settop(L, 6);   /* scratch arrays go above the arguments */
     corm_model *m = lcorm_checkmodel(L, 1);
     const char *name = luaL_optstring(L, 2, NULL);
     int *cols;

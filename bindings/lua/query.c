@@ -654,10 +654,11 @@ static int q_submit(lua_State *L)
 }
 
 /*
- * q:take(req [, mt [, clean]]) -> rows, affected | nil, err.
+ * q:take(req [, mt [, clean [, model]]]) -> rows, affected | nil, err.
  * Decodes the done request's rows in one C loop: row tables keyed by the
- * fields the engine maps each result column to (corm_query_column_field;
- * computed columns by their alias), names interned once per result, NULL
+ * field of `model` the engine maps each result column to
+ * (corm_query_column_field), other columns (computed, or of joined models)
+ * by their alias or name; names interned once per result, NULL
  * cells absent, each row given metatable mt. When clean (a table) is given,
  * clean[row] = a copy of the row's fields as loaded, for changed-field
  * tracking. Frees the result.
@@ -667,6 +668,7 @@ static int q_take(lua_State *L)
     corm_query *q = checkquery(L, 1);
     bool has_mt = !lua_isnoneornil(L, 3);
     bool has_clean = !lua_isnoneornil(L, 4);
+    const corm_model *own = lua_isnoneornil(L, 5) ? NULL : lcorm_checkmodel(L, 5);
     if (has_mt)
         luaL_checktype(L, 3, LUA_TTABLE);
     if (has_clean)
@@ -677,7 +679,7 @@ static int q_take(lua_State *L)
         return nret;
     int nrows = corm_result_nrows(r), ncols = corm_result_ncols(r);
     luaL_checkstack(L, ncols + 12, "too many columns");
-    lua_settop(L, 4);
+    lua_settop(L, 5);
     lcorm_cvt cvt;
     lcorm_cvt_init(L, &cvt);
     int names = lua_gettop(L) + 1;
@@ -687,7 +689,8 @@ static int q_take(lua_State *L)
         if (mapped) {
             const corm_model *m = NULL;
             int f = corm_query_column_field(q, c, &m);
-            name = f >= 0 && m ? corm_model_column_name(m, f) : corm_query_column_name(q, c);
+            name = f >= 0 && m && m == own ? corm_model_column_name(m, f)
+                                           : corm_query_column_name(q, c);
         }
         if (!name)
             name = corm_result_colname(r, c);

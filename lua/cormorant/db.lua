@@ -113,11 +113,11 @@ function DB:query(sql, ...)
   return await(pool:submit(sql, ...))
 end
 
--- db:run(q [, mt [, clean]]) -> rows, affected | nil, err: a built engine
+-- db:run(q [, mt [, clean [, model]]]) -> rows, affected | nil, err: a built engine
 -- query (cormorant.core select/insert/update/delete) through the same
 -- requests as db:query, on the transaction's connection when called
 -- inside one. Rows are decoded in C by q:take (see query.lua).
-local function run_on(target, q, mt, clean)
+local function run_on(target, q, mt, clean, model)
   local req, err = q:submit(target)
   if not req then
     return nil, err
@@ -126,16 +126,16 @@ local function run_on(target, q, mt, clean)
     wait.wait(req)
     req:step()
   end
-  return q:take(req, mt, clean)
+  return q:take(req, mt, clean, model)
 end
 
-function DB:run(q, mt, clean)
+function DB:run(q, mt, clean, model)
   local pool = checkdb(self, "run")
   local tx = current(self)
   if tx then
-    return tx:run(q, mt, clean)
+    return tx:run(q, mt, clean, model)
   end
-  return run_on(pool, q, mt, clean)
+  return run_on(pool, q, mt, clean, model)
 end
 
 -- db:create_tables(Model, ... [, { if_not_exists = true }]) -> true | nil, err
@@ -331,9 +331,9 @@ function Tx:query(sql, ...)
   return rows, affected, cmd
 end
 
-function Tx:run(q, mt, clean)
+function Tx:run(q, mt, clean, model)
   local conn = checktx(self, "run")
-  local rows, affected = run_on(conn, q, mt, clean)
+  local rows, affected = run_on(conn, q, mt, clean, model)
   if not rows and self._level > 0 and not self._failed[self._level] then
     self._failed[self._level] = affected
   end

@@ -184,7 +184,7 @@ end
 -- (mt, clean) or plain tables.
 local function run(self, q, mt, clean)
   local db = self.db or M.hooks.default_db(self.model)
-  return db:run(q, mt, clean)
+  return db:run(q, mt, clean, self.model._m)
 end
 M.run = run
 
