@@ -301,7 +301,7 @@ class ModelMeta(type):
                 t.set_default(i, spec.default)
             elif spec.default_factory is not None:
                 t.set_default(i, None, spec.default_factory)
-            elif nullable:
+            elif nullable and not spec.server_default:
                 t.set_default(i, None)
             if spec.server_default:
                 t.set_server_default(i, spec.server_default)
