@@ -96,6 +96,16 @@ typedef struct ShapeObject {
 } ShapeObject;
 
 static corm_expr *expr_get(ExprObject *self);
+typedef struct valbuf valbuf;
+/* Storage for the values of one call: holds, array items, dims. */
+struct valbuf {
+    pycorm_hold *holds;
+    int nholds, capholds;
+    void **blocks;
+    int nblocks, capblocks;
+};
+static int field_value(TableObject *t, int idx, PyObject *o, corm_value *v, valbuf *b);
+static void valbuf_free(valbuf *b);
 
 static PyObject *raise_err(pycorm_state *st, corm_error *err)
 {
@@ -449,6 +459,26 @@ static PyObject *table_set_default(TableObject *self, PyObject *args, PyObject *
         return NULL;
     }
     field *f = &self->fields[idx];
+    /* A constant of a kind libcore writes as a literal also goes into the
+     * DDL, so INSERTs that leave the field out (and raw SQL) get it too. */
+    if (value && value != Py_None && f->kind != FK_ENUM && f->kind != FK_ARRAY &&
+        (PyBool_Check(value) || PyLong_Check(value) || PyFloat_Check(value) ||
+         PyUnicode_Check(value) || PyBytes_Check(value) ||
+         PyObject_TypeCheck(value, (PyTypeObject *)self->st->Decimal) ||
+         PyObject_TypeCheck(value, (PyTypeObject *)self->st->UUID) ||
+         (f->kind == FK_JSON && (PyDict_Check(value) || PyList_Check(value))))) {
+        valbuf b = {0};
+        corm_value v;
+        if (field_value(self, idx, value, &v, &b) < 0) {
+            valbuf_free(&b);
+            return NULL;
+        }
+        corm_error err = CORM_ERROR_INIT;
+        int rc = corm_model_set_default(self->m, idx, &v, &err);
+        valbuf_free(&b);
+        if (rc < 0)
+            return raise_err(self->st, &err);
+    }
     Py_XSETREF(f->dflt, value ? Py_NewRef(value) : NULL);
     Py_XSETREF(f->factory, none_to_null(factory));
     Py_RETURN_NONE;
@@ -728,13 +758,7 @@ bad:
     return -1;
 }
 
-/* Storage for the values of one call: holds, array items, dims. */
-typedef struct valbuf {
-    pycorm_hold *holds;
-    int nholds, capholds;
-    void **blocks;
-    int nblocks, capblocks;
-} valbuf;
+
 
 static void valbuf_free(valbuf *b)
 {
