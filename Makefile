@@ -3,7 +3,7 @@
 #   make deps      install Debian packages and .venv (scripts/install-deps.sh)
 #   make build     configure and build build/ (libcorm, C tests, C examples)
 #   make test      run every suite with pytest (builds build/ and build-asan/)
-#   make demo      run the C blog example against DATABASE_URL or a throwaway cluster
+#   make demo      run the C examples (blog, structs) against DATABASE_URL or a throwaway cluster
 #   make install   cmake --install build (PREFIX=/usr/local)
 #   make clean     remove the build directories (keeps .venv)
 #   make distclean also remove .venv and caches
@@ -33,9 +33,9 @@ test: deps
 
 demo: deps build
 	@if [ -n "$$DATABASE_URL" ]; then \
-		./$(BUILD_DIR)/examples/c/blog; \
+		./$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs; \
 	else \
-		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog'; \
+		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs'; \
 	fi
 
 install: build

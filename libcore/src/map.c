@@ -458,7 +458,11 @@ static int run(const corm_result *r, const corm_map *m, char *base, size_t nrows
             const corm_field *f = &mf->f;
             const int col = mf->col;
             char *dst = base + f->offset;
-            if (PQgetisnull(pg, row, col)) {
+            /* libpq gives a NULL length 0, so only an empty value costs
+             * the extra PQgetisnull call: two libpq calls per cell, not
+             * three. */
+            n = PQgetlength(pg, row, col);
+            if (n == 0 && PQgetisnull(pg, row, col)) {
                 if (mf->op == OP_VALUE) {
                     memset(&v, 0, sizeof v);
                     v.kind = CORM_NULL;
@@ -476,7 +480,6 @@ static int run(const corm_result *r, const corm_map *m, char *base, size_t nrows
                 continue;
             }
             const char *b = PQgetvalue(pg, row, col);
-            n = PQgetlength(pg, row, col);
             switch (mf->op) {
             case OP_BOOL:
                 if (n != 1)
@@ -544,6 +547,12 @@ static int run(const corm_result *r, const corm_map *m, char *base, size_t nrows
                     STORE(base + f->len_offset, size_t, v.v.str.len);
                 break;
             case OP_TIMESTAMP:
+                /* Within +-2^57 us (4,566 years) of 2000 a timestamp is
+                 * surely in range; the codec judges the rest exactly. */
+                if (n == 8 && (iv = rd_i8(b)) > -(INT64_C(1) << 57) && iv < (INT64_C(1) << 57)) {
+                    STORE(dst, int64_t, iv);
+                    break;
+                }
                 rc = corm__dec_timestamp(b, (size_t)n, CORM_OID_TIMESTAMP, &v, NULL, &inner);
                 if (rc < 0)
                     goto inner_failed;
@@ -556,6 +565,11 @@ static int run(const corm_result *r, const corm_map *m, char *base, size_t nrows
                 STORE(dst, int64_t, v.v.i);
                 break;
             case OP_DATE:
+                /* As for timestamps: 2^21 days (5,741 years) is surely in range. */
+                if (n == 4 && (iv = rd_i4(b)) > -(INT64_C(1) << 21) && iv < (INT64_C(1) << 21)) {
+                    STORE(dst, int32_t, iv);
+                    break;
+                }
                 rc = corm__dec_date(b, (size_t)n, CORM_OID_DATE, &v, NULL, &inner);
                 if (rc < 0)
                     goto inner_failed;
@@ -593,8 +607,7 @@ static int run(const corm_result *r, const corm_map *m, char *base, size_t nrows
             if (f->flags & CORM_FIELD_HAS_NULL)
                 memcpy(base + f->null_offset, &no, sizeof no);
         }
-        if (done)
-            *done = ri + 1;
+        *done = ri + 1;
     }
     rc = CORM_OK;
     goto out;
@@ -638,8 +651,11 @@ int corm_result_map(const corm_result *r, corm_map *m, void *rows, size_t count,
     int rc = plan(r, m, err);
     if (rc < 0)
         return rc;
-    size_t n = (size_t)r->nrows < count ? (size_t)r->nrows : count;
-    return run(r, m, rows, n, stride, written, err);
+    size_t n = (size_t)r->nrows < count ? (size_t)r->nrows : count, done = 0;
+    rc = run(r, m, rows, n, stride, &done, err);
+    if (written)
+        *written = done;
+    return rc;
 }
 
 int corm_result_map_alloc(corm_result *r, corm_map *m, void **rows, size_t *nrows,

@@ -5,6 +5,8 @@
  * result-owned array, misuse, and out of memory.
  */
 #define CTEST_MAIN
+#include "corm_int.h" /* corm__result_new, libpq: results built by hand */
+
 #include "ctest.h"
 #include "test_helpers.h"
 
@@ -584,6 +586,118 @@ TEST(special_values)
     corm_map_free(m);
     corm_result_free(r);
     corm_conn_close(c);
+}
+
+/* Empty values are not NULLs; timestamps and dates far from 2000 take the
+ * codec's exact range check. */
+TEST(empty_values_and_far_dates)
+{
+    struct ev {
+        const char *t;
+        size_t t_len;
+        bool t_null;
+        const void *by;
+        size_t by_len;
+        int64_t old_ts, far_ts;
+        int32_t old_d, far_d;
+    } e;
+    static const corm_field fields[] = {
+        CORM_FIELD_LEN_NULL("t", CORM_C_TEXT, struct ev, t, t_len, t_null),
+        CORM_FIELD_LEN("by", CORM_C_BYTES, struct ev, by, by_len),
+        CORM_FIELD("ots", CORM_C_USEC, struct ev, old_ts),
+        CORM_FIELD("fts", CORM_C_USEC, struct ev, far_ts),
+        CORM_FIELD("od", CORM_C_DAYS, struct ev, old_d),
+        CORM_FIELD("fd", CORM_C_DAYS, struct ev, far_d),
+    };
+    corm_conn *c = th_connect();
+    corm_result *r = query(c, "SELECT ''::text AS t, ''::bytea AS by,"
+                              " '4713-01-01 00:00 BC'::timestamp AS ots,"
+                              " '200000-01-01 00:00'::timestamp AS fts,"
+                              " '4713-01-01 BC'::date AS od, '5000000-01-01'::date AS fd,"
+                              " '4713-01-01 00:00 BC'::timestamp"
+                              "   - '2000-01-01'::timestamp AS ots_i,"
+                              " '5000000-01-01'::date - '2000-01-01'::date AS fd_i");
+    corm_map *m = new_map(sizeof e, fields, NF(fields));
+    corm_error err = CORM_ERROR_INIT;
+    memset(&e, 0x11, sizeof e);
+    CHECK_OK(corm_result_map(r, m, &e, 1, 0, NULL, &err), &err);
+    CHECK_STR(e.t, "");
+    CHECK_EQ_INT(e.t_len, 0);
+    CHECK(!e.t_null);
+    CHECK(e.by != NULL);
+    CHECK_EQ_INT(e.by_len, 0);
+    corm_value v;
+    CHECK_OK(corm_result_get(r, 0, 2, &v, &err), &err);
+    CHECK_EQ_INT(e.old_ts, v.v.i);
+    CHECK(e.old_ts < -(INT64_C(1) << 57));
+    CHECK_OK(corm_result_get(r, 0, 3, &v, &err), &err);
+    CHECK_EQ_INT(e.far_ts, v.v.i);
+    CHECK(e.far_ts > (INT64_C(1) << 57));
+    CHECK_OK(corm_result_get(r, 0, 4, &v, &err), &err);
+    CHECK_EQ_INT(e.old_d, v.v.i);
+    CHECK(e.old_d < -(1 << 21));
+    int64_t days = 0;
+    CHECK_OK(corm_result_get_int64(r, 0, 7, &days, &err), &err);
+    CHECK_EQ_INT(e.far_d, days);
+    corm_map_free(m);
+    corm_result_free(r);
+    corm_conn_close(c);
+}
+
+/* Malformed bytes (a result built by hand, as a broken server might send
+ * it): a data error naming the column and row, never a read past a value. */
+static corm_result *fake_result(uint32_t oid, const char *value, int len)
+{
+    PGresult *pg = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    CHECK(pg != NULL);
+    PGresAttDesc att = {.name = (char *)"x", .format = 1, .typid = oid, .typlen = -1,
+                        .atttypmod = -1};
+    CHECK(PQsetResultAttrs(pg, 1, &att));
+    CHECK(PQsetvalue(pg, 0, 0, (char *)value, len));
+    corm__alloc a;
+    corm__alloc_init(&a, NULL);
+    corm_result *r = corm__result_new(&a, pg);
+    CHECK(r != NULL);
+    return r;
+}
+
+static void malformed(uint32_t oid, const char *value, int len, int ctype, const char *word)
+{
+    union {
+        uint8_t bytes[64];
+        corm_value v;
+    } slot;
+    corm_field f = {.column = "x", .type = ctype, .offset = 0};
+    corm_map *m = new_map(sizeof slot, &f, 1);
+    corm_result *r = fake_result(oid, value, len);
+    corm_error err = CORM_ERROR_INIT;
+    size_t n = 9;
+    int rc = corm_result_map(r, m, &slot, 1, 0, &n, &err);
+    CHECK_MSG(rc == CORM_EDATA, "type %u, %d bytes into C type %d: %d", oid, len, ctype, rc);
+    check_message(&err, "\"x\"", "row 0", word, (char *)NULL);
+    CHECK_EQ_INT(n, 0);
+    corm_error_clear(&err);
+    corm_result_free(r);
+    corm_map_free(m);
+}
+
+TEST(malformed_bytes)
+{
+    malformed(CORM_OID_INT8, "\x01\x02\x03", 3, CORM_C_INT64, "3 bytes");
+    malformed(CORM_OID_INT2, "\x01", 1, CORM_C_INT32, "1 bytes");
+    malformed(CORM_OID_FLOAT8, "\x01\x02\x03\x04", 4, CORM_C_DOUBLE, "4 bytes");
+    malformed(CORM_OID_BOOL, "\x01\x01", 2, CORM_C_BOOL, "2 bytes");
+    malformed(CORM_OID_JSONB, "\x02{}", 3, CORM_C_TEXT, "jsonb");
+    malformed(CORM_OID_UUID, "\x01\x02", 2, CORM_C_UUID, "2 bytes");
+    malformed(CORM_OID_INTERVAL, "\x01\x02", 2, CORM_C_INTERVAL, "2 bytes");
+    malformed(CORM_OID_TIMESTAMP, "\x01\x02", 2, CORM_C_USEC, "timestamp");
+    /* 2^63 - 256 microseconds: past PostgreSQL's last timestamp, and not
+     * its infinity. */
+    malformed(CORM_OID_TIMESTAMP, "\x7f\xff\xff\xff\xff\xff\xff\0", 8, CORM_C_USEC, "range");
+    malformed(CORM_OID_DATE, "\x7f\xff\xff\0", 4, CORM_C_DAYS, "range");
+    malformed(CORM_OID_TIME, "\xff\0\0\0\0\0\0\0", 8, CORM_C_USEC, "range");
+    malformed(CORM_OID_NUMERIC, "\0\x01", 2, CORM_C_TEXT, "numeric");
+    malformed(CORM_OID_INT4_ARRAY, "\0\0", 2, CORM_C_VALUE, "array");
 }
 
 /* ---- strides and counts ----------------------------------------------------- */
