@@ -9,6 +9,8 @@
 #   make distclean also remove .venv and caches
 
 MAKEFLAGS += --no-print-directory
+# The Lua blog on both runtimes, from the tree (sh -c runs it at the top).
+LUA_DEMO := for r in 5.4:lua5.4 jit:luajit; do LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD_DIR)/lua/$${r%%:*}/?.so;;" $${r\#*:} examples/lua/blog.lua || exit 1; done
 
 PREFIX ?= /usr/local
 BUILD_DIR := build
@@ -33,9 +35,9 @@ test: deps
 
 demo: deps build
 	@if [ -n "$$DATABASE_URL" ]; then \
-		./$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs; \
+		./$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs && $(LUA_DEMO); \
 	else \
-		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs'; \
+		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs && $(LUA_DEMO)'; \
 	fi
 
 install: build
