@@ -212,12 +212,13 @@ def run_all(url: str, sizes: Sizes, build: Path, only: list[str] | None,
         if not exe:
             problems.append(f"{runtime}: not installed, Lua systems skipped")
             continue
-        for lsys in ("cormorant", "luasql"):
+        for lsys in ("cormorant", "cormorant-models", "luasql"):
             label = f"{lsys} on {runtime}"
             if not selected(lsys, only) and not selected(label, only):
                 continue
             attempt(label, [exe, str(HERE / "lua" / "bench.lua"), lsys] + common,
                     env=lua_env(build, runtime), required=(lsys == "cormorant"))
+
     return recs, problems
 
 
@@ -242,8 +243,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    lua = {rt: sh([rt, "-v"]).splitlines()[0] if shutil.which(rt) and sh([rt, "-v"]) else
-           "not installed" for rt in LUA_RUNTIMES}
+    lua = {rt: " ".join(sh([rt, "-v"]).split()[:2]) if shutil.which(rt) and sh([rt, "-v"]) else
+           f"{rt} not installed" for rt in LUA_RUNTIMES}
     luasql = sh(["dpkg-query", "-W", "-f=${Version}", "lua-sql-postgres"]) or "not installed"
     return {
         "cpu": cpu or platform.processor(), "cores": os.cpu_count(),
@@ -321,7 +322,8 @@ def report(recs: list[dict], problems: list[str], sizes: Sizes, pg_version: str,
                 "| system | runtime | how | median | rows/s | × floor | × reference | note |",
                 "|---|---|---|---:|---:|---:|---:|---|"]
         order = {"c": 0, "python": 1, "lua5.4": 2, "luajit": 3}
-        rows.sort(key=lambda r: (order.get(row_lang(r), 9), key_of(r), r["median"]))
+        rows.sort(key=lambda r: (order.get(row_lang(r), 9), key_of(r), r["system"] != FLOOR,
+                                 r["median"]))
         for r in rows:
             fl = floors.get(r["workload"])
             ref = ref_of(r)
@@ -333,18 +335,20 @@ def report(recs: list[dict], problems: list[str], sizes: Sizes, pg_version: str,
     mem = [r for r in recs if r.get("workload") == "W5" and "held_kib" in r]
     if mem:
         out += ["", f"## W5: {TITLES['W5']}", "",
-                "RSS of a fresh process holding W1's result, minus its RSS after connecting "
-                "and one warm-up W1 whose result was freed (so allocator pools count only "
-                "once); peak is VmHWM over the same baseline.", "",
-                "| system | runtime | how | held | peak | held × reference |",
-                "|---|---|---|---:|---:|---:|"]
+                "Python: RSS of a fresh process holding W1's result, minus its RSS after "
+                "connecting and one warm-up W1 whose result was freed (so allocator pools count "
+                "only once); peak is VmHWM over the same baseline. Lua: the Lua heap "
+                "(collectgarbage \"count\") held by W1's tables.", "",
+                "| system | runtime | how | held | peak | held × reference | note |",
+                "|---|---|---|---:|---:|---:|---|"]
         refs = {row_lang(r): r for r in mem if r["system"] == REFERENCE.get(row_lang(r))}
-        for r in sorted(mem, key=lambda r: (row_lang(r), r["held_kib"])):
+        order = {"c": 0, "python": 1, "lua5.4": 2, "luajit": 3}
+        for r in sorted(mem, key=lambda r: (order.get(row_lang(r), 9), r["held_kib"])):
             ref = refs.get(row_lang(r))
             x = f"{r['held_kib'] / ref['held_kib']:.2f}" if ref and ref["held_kib"] > 0 else "—"
             peak = f"{r['peak_kib'] / 1024:.1f} MiB" if r.get("peak_kib") is not None else "—"
             out.append(f"| {r['system']} | {row_lang(r)} | {r.get('variant', '')} | "
-                       f"{r['held_kib'] / 1024:.1f} MiB | {peak} | {x} |")
+                       f"{r['held_kib'] / 1024:.1f} MiB | {peak} | {x} | {r.get('note', '')} |")
     skipped = [r for r in recs if r.get("skipped")]
     if skipped or problems:
         out += ["", "## Not measured", ""]

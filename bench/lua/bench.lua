@@ -350,6 +350,98 @@ systems.luasql = function()
   return s
 end
 
+-- Cormorant with model instances (cm.model), where the models exist: the
+-- rows system with W1, W2, W3 and W4 done through models.
+systems["cormorant-models"] = function()
+  local s = systems.cormorant()
+  local cm = require "cormorant"
+  if not cm.model then
+    io.stderr:write("this cormorant has no models (cm.model)\n")
+    os.exit(3)
+  end
+  local db = s.db
+  local row_cols = {
+    { "id", "bigint", primary_key = true }, { "name", "text" }, { "email", "varchar(64)" },
+    { "age", "integer" }, { "score", "double precision" }, { "active", "boolean" },
+    { "created_at", "timestamptz" }, { "balance", "numeric(12,2)" }, { "uuid", "uuid" },
+    { "tags", "jsonb" },
+  }
+  local Row = cm.model("bench_rows", row_cols)
+  local Ins = cm.model("bench_insert", row_cols)
+  local User = cm.model("users", {
+    { "id", "bigint", primary_key = true }, { "name", "text" }, { "email", "varchar(64)" },
+    { "created_at", "timestamptz" },
+  })
+  local Post = cm.model("posts", {
+    { "id", "bigint", primary_key = true }, { "user_id", "bigint", references = User },
+    { "title", "text" }, { "body", "text" }, { "created_at", "timestamptz" },
+  })
+  for _, m in ipairs { Row, Ins, User, Post } do m:using(db) end
+  s.name = "Cormorant (models)"
+  s.w1_variant = "Model:all() → instances"
+  function s.w1() return assert(Row:all()) end
+  s.w2_variant = "Model:get{id=…}, one connection"
+  local function lookup(id)
+    local r = Row:get { id = id }
+    return r ~= nil
+  end
+  function s.w2(ids)
+    local found = 0
+    for i = 1, #ids do if lookup(ids[i]) then found = found + 1 end end
+    return found
+  end
+  function s.w2_concurrent(ids, n)
+    local found = 0
+    cm.run(function()
+      for t = 1, n do
+        cm.spawn(function()
+          for k = t, #ids, n do if lookup(ids[k]) then found = found + 1 end end
+        end)
+      end
+    end)
+    return found
+  end
+  s.w3_variant = "Model:bulk_create, 500 rows a statement (INSERT … RETURNING), one transaction"
+  s.w3_note = "no COPY in the engine yet"
+  function s.w3_objects(rows)
+    local batches = {}
+    for k = 1, #rows, W3_PARAM_BATCH do
+      local b = {}
+      for r = k, math.min(k + W3_PARAM_BATCH - 1, #rows) do
+        local src, o = rows[r], {}
+        for _, c in ipairs(COLUMNS) do o[c] = src[c] end
+        b[#b + 1] = o
+      end
+      batches[#batches + 1] = b
+    end
+    return batches
+  end
+  function s.w3(batches)
+    assert(db:transaction(function()
+      for _, b in ipairs(batches) do assert(Ins:bulk_create(b)) end
+    end))
+  end
+  s.w4_variant = "two model queries grouped by hand"
+  s.w4_note = "no relation prefetch yet"
+  function s.w4(n)
+    local users = assert(User:select():order_by(User.id):limit(n):all())
+    local ids, by_id = {}, {}
+    for i, u in ipairs(users) do
+      ids[i] = u.id
+      by_id[u.id] = {}
+    end
+    local posts = assert(Post:select():filter { user_id__in = ids }:all())
+    for _, p in ipairs(posts) do
+      local l = by_id[p.user_id]
+      l[#l + 1] = p
+    end
+    local out = {}
+    for i, u in ipairs(users) do out[i] = { user = u, posts = by_id[u.id] } end
+    return out
+  end
+  return s
+end
+
 -- ---- run ----
 local make = systems[system]
 if not make then

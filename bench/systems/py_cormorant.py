@@ -88,3 +88,113 @@ class CormorantRows(System):
 
 
 SYSTEMS = [CormorantRows]
+
+
+# ---- model objects (cm.Model), where the models exist ----
+
+try:
+    _Model = cm.Model
+except AttributeError:  # an engine without models
+    _Model = None
+
+if _Model is not None:
+    import datetime as _dt
+    import decimal as _decimal
+    import uuid as _uuid
+
+    class BenchRowModel(cm.Model, table="bench_rows"):
+        id: int = cm.column(primary_key=True)
+        name: str
+        email: str = cm.column(max_length=64)
+        age: int = cm.column(type="int4")
+        score: float
+        active: bool
+        created_at: _dt.datetime
+        balance: _decimal.Decimal = cm.column(precision=12, scale=2)
+        uuid: _uuid.UUID
+        tags: dict
+
+    class BenchInsertModel(cm.Model, table="bench_insert"):
+        id: int = cm.column(primary_key=True)
+        name: str
+        email: str = cm.column(max_length=64)
+        age: int = cm.column(type="int4")
+        score: float
+        active: bool
+        created_at: _dt.datetime
+        balance: _decimal.Decimal = cm.column(precision=12, scale=2)
+        uuid: _uuid.UUID
+        tags: dict
+
+    class UserModel(cm.Model, table="users"):
+        id: int = cm.column(primary_key=True)
+        name: str
+        email: str = cm.column(max_length=64)
+        created_at: _dt.datetime
+
+    class PostModel(cm.Model, table="posts"):
+        id: int = cm.column(primary_key=True)
+        user_id: int = cm.column(references=UserModel)
+        title: str
+        body: str
+        created_at: _dt.datetime
+
+    from dataset import COLUMNS as _COLUMNS
+
+    class CormorantModels(CormorantRows):
+        """The same workloads with model objects: what BENCHMARKS.md asks
+        Cormorant to be measured as."""
+        name = "Cormorant (models)"
+        w1_variant = "Model.select() → model objects"
+        w2_variant = "Model.get(id=…), one connection"
+        w3_variant = "Model.bulk_create, 1,000 rows a statement (INSERT … RETURNING), one transaction"
+        w4_variant = "two model queries grouped by hand"
+        w3_note = "no COPY in the engine yet"
+        w4_note = "no relation prefetch in Cormorant yet"
+
+        async def w1(self):
+            return await BenchRowModel.select().using(self.db)
+
+        def values(self, o):
+            return tuple(getattr(o, c) for c in _COLUMNS)
+
+        async def w2(self, ids):
+            found = 0
+            get, db = BenchRowModel.get, self.db
+            for i in ids:
+                if await get(id=i, db=db) is not None:
+                    found += 1
+            return found
+
+        async def w2_concurrent(self, ids, n):
+            get, db = BenchRowModel.get, self.db
+
+            async def worker(part):
+                found = 0
+                for i in part:
+                    if await get(id=i, db=db) is not None:
+                        found += 1
+                return found
+            return sum(await asyncio.gather(*(worker(ids[k::n]) for k in range(n))))
+
+        def w3_objects(self, values):
+            return [BenchInsertModel(**dict(zip(_COLUMNS, v))) for v in values]
+
+        async def w3(self, objs):
+            async with self.db.transaction():
+                await BenchInsertModel.bulk_create(objs, batch_size=W3_BATCH, db=self.db)
+
+        async def w4(self, n):
+            users = await UserModel.select().order_by(UserModel.id).limit(n).using(self.db)
+            by_id = {}
+            for u in users:
+                by_id[u.id] = []
+            posts = await PostModel.filter(user_id__in=list(by_id)).using(self.db)
+            for p in posts:
+                by_id[p.user_id].append(p)
+            return [(u, by_id[u.id]) for u in users]
+
+        def w4_posts(self, users):
+            return [p for _, p in users]
+
+    SYSTEMS.append(CormorantModels)

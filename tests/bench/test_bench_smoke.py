@@ -151,3 +151,23 @@ def test_python_peer(smoke, system):
     if importlib.util.find_spec(PEERS[system]) is None:
         pytest.skip(f"{PEERS[system]} is not installed (make bench installs bench/requirements.txt)")
     assert _workloads(recs, system, "python") == set(WORKLOADS) | {"W5"}
+
+
+def test_cormorant_models_python(smoke):
+    recs, _, _ = smoke
+    import cormorant
+    if not hasattr(cormorant, "Model"):
+        pytest.skip("this cormorant has no models yet")
+    assert _workloads(recs, "Cormorant (models)", "python") == set(WORKLOADS) | {"W5"}
+
+
+@pytest.mark.parametrize("runtime,subdir", [("lua5.4", "5.4"), ("luajit", "jit")])
+def test_cormorant_models_lua(smoke, runtime, subdir):
+    recs, _, _ = smoke
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    if not (cormtest.BUILD_DIRS["plain"] / "lua" / subdir / "cormorant" / "core.so").exists():
+        pytest.skip(f"the Lua module for {runtime} was not built")
+    if not (ROOT / "lua" / "cormorant" / "model.lua").exists():
+        pytest.skip("this cormorant has no Lua models yet")
+    assert _workloads(recs, "Cormorant (models)", runtime) == set(WORKLOADS) | {"W5"}
