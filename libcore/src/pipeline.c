@@ -851,7 +851,10 @@ int corm_conn_step(corm_conn *c, corm_error *err)
     corm__check(c->in_callback == 0, err, "called from inside a callback");
     if (c->fail_pending)
         corm__conn_fail_all(c, &c->broken_error);
-    if (c->state == CORM_CONN_CONNECTING)
+    /* Deadlines first: a request whose time ran out while it waited (for
+     * the handshake, say) must not be sent, or complete, after all. */
+    check_deadlines(c);
+    if (c->state == CORM_CONN_CONNECTING && !c->close_requested)
         corm__conn_advance_connect(c);
     if (c->state == CORM_CONN_READY) {
         flush(c);
