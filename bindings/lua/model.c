@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Where the state's one registry userdata lives (LCORM_REGISTRY names its
+ * metatable). */
+#define REGISTRY_KEY "cormorant.registry.instance"
+
 typedef struct {
     corm_registry *reg;   /* NULL: freed */
 } lcorm_regud;
@@ -28,7 +32,7 @@ static int reg_gc(lua_State *L)
 
 corm_registry *lcorm_registry(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, LCORM_REGISTRY);
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
     lcorm_regud *u = lua_touserdata(L, -1);
     lua_pop(L, 1);   /* anchored in the registry */
     if (u && u->reg)
@@ -43,7 +47,7 @@ corm_registry *lcorm_registry(lua_State *L)
         corm_error_clear(&err);
         lua_error(L);
     }
-    lua_setfield(L, LUA_REGISTRYINDEX, LCORM_REGISTRY);
+    lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
     return u->reg;
 }
 

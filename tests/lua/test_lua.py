@@ -70,7 +70,8 @@ def test_lua(runtime, script, lua_build_dir, database_env):
 # and JIT confuse memcheck): any invalid access or definite/indirect leak
 # in the binding or the engine fails them.
 VALGRIND_SCRIPTS = ["lifecycle_test.lua", "errors_test.lua", "transaction_test.lua",
-                    "types_test.lua", "misuse_test.lua"]
+                    "types_test.lua", "misuse_test.lua", "model_test.lua", "query_test.lua",
+                    "model_types_test.lua"]
 
 
 @pytest.mark.database
