@@ -25,6 +25,7 @@ from typing import (
     Any,
     Callable,
     ClassVar,
+    Literal,
     Optional,
     TypeVar,
     Union,
@@ -32,6 +33,7 @@ from typing import (
 )
 
 from . import _core
+from ._core import Column
 from .errors import MultipleFound, NotFound, ProgrammingError
 
 if sys.version_info >= (3, 11):
@@ -65,9 +67,6 @@ _PLAIN, _JSON, _ARRAY, _ENUM = 0, 1, 2, 3
 # One registry for the models of the process: foreign keys name other
 # models, and DDL orders tables by them.
 registry = _core.Registry()
-
-Column = _core.Column
-
 
 class SQL:
     """A server-side SQL expression used as a column default:
@@ -106,29 +105,41 @@ class ColumnSpec:
             setattr(self, k, kw.get(k))
 
 
+# For type checkers (PEP 681): a field with default= or default_factory= is
+# optional in __init__; a primary key is left out of the checked __init__
+# (init=False: the server assigns it; passing one still works at run time).
 @overload
 def column(
     default: T, *, primary_key: bool = ..., unique: bool = ..., index: bool = ...,
     references: Optional[type["Model"]] = ..., on_delete: Optional[str] = ...,
     on_update: Optional[str] = ..., max_length: Optional[int] = ...,
     precision: Optional[int] = ..., scale: Optional[int] = ..., timezone: bool = ...,
-    server_default: Optional[str] = ..., type: Optional[str] = ...,
-) -> T: ...
+    server_default: Optional[str] = ..., type: Optional[str] = ..., init: bool = ...,
+) -> Any: ...
 @overload
 def column(
     *, default_factory: Callable[[], T], primary_key: bool = ..., unique: bool = ...,
     index: bool = ..., references: Optional[type["Model"]] = ..., on_delete: Optional[str] = ...,
     on_update: Optional[str] = ..., max_length: Optional[int] = ...,
     precision: Optional[int] = ..., scale: Optional[int] = ..., timezone: bool = ...,
+    server_default: Optional[str] = ..., type: Optional[str] = ..., init: bool = ...,
+) -> Any: ...
+@overload
+def column(
+    *, primary_key: Literal[True], unique: bool = ..., index: bool = ...,
+    references: Optional[type["Model"]] = ..., on_delete: Optional[str] = ...,
+    on_update: Optional[str] = ..., max_length: Optional[int] = ...,
+    precision: Optional[int] = ..., scale: Optional[int] = ..., timezone: bool = ...,
     server_default: Optional[str] = ..., type: Optional[str] = ...,
-) -> T: ...
+    init: Literal[False] = False,
+) -> Any: ...
 @overload
 def column(
     *, primary_key: bool = ..., unique: bool = ..., index: bool = ...,
     references: Optional[type["Model"]] = ..., on_delete: Optional[str] = ...,
     on_update: Optional[str] = ..., max_length: Optional[int] = ...,
     precision: Optional[int] = ..., scale: Optional[int] = ..., timezone: bool = ...,
-    server_default: Optional[str] = ..., type: Optional[str] = ...,
+    server_default: Optional[str] = ..., type: Optional[str] = ..., init: bool = ...,
 ) -> Any: ...
 def column(
     default: Any = _MISSING,
@@ -146,6 +157,7 @@ def column(
     timezone: bool = True,
     server_default: Optional[str] = None,
     type: Optional[str] = None,
+    init: bool = True,
 ) -> Any:
     """Options of a field.
 
@@ -156,7 +168,8 @@ def column(
     with on_delete / on_update ("cascade", "restrict", "set null", ...).
     max_length makes a str a varchar(n); precision/scale a Decimal a
     numeric(p, s); timezone=False makes a datetime a timestamp without time
-    zone; type= names the PostgreSQL type outright.
+    zone; type= names the PostgreSQL type outright. init is for type
+    checkers only (False: not an __init__ parameter for them).
     """
     if isinstance(default, SQL):
         server_default, default = default.text, _MISSING
@@ -356,6 +369,11 @@ class Model(_core.ModelBase, metaclass=ModelMeta):
 
     __slots__ = ()
     __table__: ClassVar[Any]
+
+    def __init_subclass__(cls, *, table: Optional[str] = None, schema: Optional[str] = None,
+                          **kw: Any) -> None:
+        # table= and schema= are read by the metaclass.
+        super().__init_subclass__(**kw)
 
     # -- queries -------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import (
 )
 
 from . import _core
+from ._core import Expr
 from .errors import NotFound, ProgrammingError
 from .model import Model, registry, table_of
 
@@ -43,9 +44,6 @@ _MODELS, _FIRST, _DICTS, _TUPLES, _SCALAR, _AFFECTED, _INTO, _INTO_LIST, _ROWS =
 _SELECT, _INSERT, _UPDATE, _DELETE = 1, 2, 3, 4
 _COUNT, _SUM, _AVG, _MIN, _MAX = 1, 2, 3, 4, 5
 _LOCKS = {"update": 1, "no key update": 2, "share": 3, "key share": 4}
-
-Expr = _core.Expr
-
 
 def _target(db: Optional["Database"]) -> Any:
     if db is None:
@@ -216,7 +214,7 @@ class Select(Generic[M]):
         more = [lookup(self._model, k, v) for k, v in lookups.items()]
         return self.where(*exprs, *more)
 
-    def order_by(self, *exprs: Expr) -> "Select[M]":
+    def order_by(self, *exprs: Any) -> "Select[M]":
         """ORDER BY; use col.desc() / col.asc()."""
         return self._copy(_order=self._order + exprs)
 
@@ -226,10 +224,10 @@ class Select(Generic[M]):
     def offset(self, n: int) -> "Select[M]":
         return self._copy(_offset=int(n))
 
-    def group_by(self, *exprs: Expr) -> "Select[M]":
+    def group_by(self, *exprs: Any) -> "Select[M]":
         return self._copy(_group=self._group + exprs)
 
-    def having(self, *exprs: Expr) -> "Select[M]":
+    def having(self, *exprs: Any) -> "Select[M]":
         return self._copy(_having=self._having + exprs)
 
     def join(self, model: type[Model], on: Optional[Expr] = None, *, left: bool = False) -> "Select[M]":
