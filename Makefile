@@ -3,7 +3,7 @@
 #   make deps      install Debian packages and .venv (scripts/install-deps.sh)
 #   make build     configure and build build/ (libcorm, C tests, C examples)
 #   make test      run every suite with pytest (builds build/ and build-asan/)
-#   make demo      run the C examples (blog, structs) against DATABASE_URL or a throwaway cluster
+#   make demo      run the C, Lua and Python examples against DATABASE_URL or a throwaway cluster
 #   make install   cmake --install build (PREFIX=/usr/local)
 #   make clean     remove the build directories (keeps .venv)
 #   make distclean also remove .venv and caches
@@ -34,10 +34,11 @@ test: deps
 	$(PYTHON) -m pytest tests -q -rs
 
 demo: deps build
+	$(PYTHON) -m pip install --no-build-isolation --no-deps --no-index -q .
 	@if [ -n "$$DATABASE_URL" ]; then \
-		./$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs && $(LUA_DEMO); \
+		./$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs && $(PYTHON) examples/python/blog.py && $(LUA_DEMO); \
 	else \
-		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs && $(LUA_DEMO)'; \
+		scripts/pgtmp run -- sh -c './$(BUILD_DIR)/examples/c/blog && ./$(BUILD_DIR)/examples/c/structs && $(PYTHON) examples/python/blog.py && $(LUA_DEMO)'; \
 	fi
 
 install: build

@@ -427,3 +427,34 @@ def test_using_another_database(url, run):
             await second.close()
 
     run(main())
+
+
+def test_readme_models_quick_start(database_url, tmp_path):
+    """README's "### Models" example runs unchanged (but for the URL)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("\n### Models\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace("postgresql://postgres@127.0.0.1:5432/postgres", database_url)
+    script = tmp_path / "models_quick_start.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_blog_example(database_url):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blog = Path(__file__).resolve().parents[2] / "examples" / "python" / "blog.py"
+    proc = subprocess.run([sys.executable, str(blog)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DATABASE_URL": database_url})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ada: 2 posts, 42 likes" in proc.stdout
