@@ -271,6 +271,21 @@ function Query:exists()
   return #rows > 0
 end
 
+-- q:returning(): :update{} and :delete() return the rows they changed
+-- (instances, from RETURNING) instead of a count.
+function Query:returning() self.ret = true; return self end
+
+-- Runs an UPDATE or DELETE: the count, or with :returning() the rows.
+local function run_write(self, q)
+  if self.ret then
+    q:returning()
+    return run(self, q, self.model._mt, self.model._clean)
+  end
+  local rows, n = run(self, q)
+  if not rows then return nil, n end
+  return n or 0
+end
+
 -- q:update{ field = value | expr, ... } -> rows updated
 function Query:update(values)
   if type(values) ~= "table" then
@@ -291,13 +306,11 @@ function Query:update(values)
       if not ok then return nil, serr end
     end
   end
-  if not any then return 0 end
+  if not any then return self.ret and {} or 0 end
   local ok
   ok, err = apply(self, q, true)
   if not ok then return nil, err end
-  local rows, n = run(self, q)
-  if not rows then return nil, n end
-  return n or 0
+  return run_write(self, q)
 end
 
 -- q:delete() -> rows deleted
@@ -308,9 +321,7 @@ function Query:delete()
   local ok
   ok, err = apply(self, q, true)
   if not ok then return nil, err end
-  local rows, n = run(self, q)
-  if not rows then return nil, n end
-  return n or 0
+  return run_write(self, q)
 end
 
 -- for inst in q:iter([batch]) do ... end
