@@ -461,8 +461,8 @@ static PyObject *table_set_default(TableObject *self, PyObject *args, PyObject *
     field *f = &self->fields[idx];
     /* A constant of a kind libcore writes as a literal also goes into the
      * DDL, so INSERTs that leave the field out (and raw SQL) get it too. */
-    if (value && value != Py_None && f->kind != FK_ENUM && f->kind != FK_ARRAY &&
-        (PyBool_Check(value) || PyLong_Check(value) || PyFloat_Check(value) ||
+    if (value && value != Py_None && f->kind != FK_ARRAY &&
+        (f->kind == FK_ENUM || PyBool_Check(value) || PyLong_Check(value) || PyFloat_Check(value) ||
          PyUnicode_Check(value) || PyBytes_Check(value) ||
          PyObject_TypeCheck(value, (PyTypeObject *)self->st->Decimal) ||
          PyObject_TypeCheck(value, (PyTypeObject *)self->st->UUID) ||

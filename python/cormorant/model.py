@@ -267,6 +267,11 @@ def field_type(annotation: Any, spec: ColumnSpec) -> tuple[_FieldType, bool]:
             dims += 1
             (elem,) = typing.get_args(elem) or (Any,)
         elem, _ = _unwrap_optional(elem)
+        if isinstance(elem, type) and issubclass(elem, enum.Enum):
+            # libcore binds an array of labels as text[], which the server
+            # refuses for an enum[] column; store a list of enums as jsonb
+            # or text[] meanwhile.
+            raise TypeError(f"{tp!r}: arrays of enums are not supported yet")
         inner = _scalar_type(elem, spec)
         return _FieldType(inner.pg + "[]" * dims, list, inner.check, _ARRAY, inner.convert), nullable
     return _scalar_type(tp, spec), nullable

@@ -114,6 +114,25 @@ def test_columns_and_instances():
         User("positional")  # type: ignore[misc]
 
 
+def test_unsupported_annotations_fail_at_definition():
+    with pytest.raises(TypeError, match="arrays of enums"):
+        class Palette(cm.Model, table="tm_palette"):
+            id: int = cm.column(primary_key=True)
+            moods: list[Mood]
+    with pytest.raises(TypeError, match="no PostgreSQL type"):
+        class Odd(cm.Model, table="tm_odd"):
+            id: int = cm.column(primary_key=True)
+            x: complex
+    with pytest.raises(TypeError, match="only X | None"):
+        class Odd2(cm.Model, table="tm_odd2"):
+            id: int = cm.column(primary_key=True)
+            x: int | str
+    # A model of a table name in use is refused by libcore's registry.
+    with pytest.raises(cm.ProgrammingError):
+        class UserAgain(cm.Model, table="user"):
+            id: int = cm.column(primary_key=True)
+
+
 def test_defaults():
     a = Account(owner="o")
     assert a.score == 0 and a.tags == [] and a.tags is not Account(owner="p").tags
