@@ -61,9 +61,12 @@ corm_registry *lcorm_registry(lua_State *L);   /* the state's one registry */
 corm_model *lcorm_checkmodel(lua_State *L, int idx);
 corm_expr *lcorm_checkexpr(lua_State *L, int idx);
 corm_expr *lcorm_testexpr(lua_State *L, int idx);
-/* Pushes a new expression userdata owning e (created closed first: on a
- * memory error e is freed). flags: ORDER BY flags it carries (asc/desc). */
-void lcorm_push_expr(lua_State *L, corm_expr *e, unsigned flags);
+/* An expression userdata is made empty first (lcorm_expr_slot pushes it and
+ * returns its index), before the engine hands over an expression, so a
+ * memory error cannot leak one; lcorm_expr_fill gives it e (owned from
+ * then on) and ORDER BY flags (asc/desc), and pushes it again. */
+int lcorm_expr_slot(lua_State *L);
+int lcorm_expr_fill(lua_State *L, int slot, corm_expr *e, unsigned flags);
 unsigned lcorm_expr_flags(lua_State *L, int idx);
 
 /* convert.c */

@@ -319,10 +319,10 @@ static int m_column(lua_State *L)
     const char *alias = luaL_optstring(L, 3, NULL);
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
+    int slot = lcorm_expr_slot(L);
     if (corm_expr_column(&e, m, c, alias, &err) < 0)
         return lcorm_fail(L, &err);
-    lcorm_push_expr(L, e, 0);
-    return 1;
+    return lcorm_expr_fill(L, slot, e, 0);
 }
 
 /* m:excluded(i) -> EXCLUDED."col" (in an upsert's SET) */
@@ -332,10 +332,10 @@ static int m_excluded(lua_State *L)
     int c = check_col(L, 2, m);
     corm_expr *e = NULL;
     corm_error err = CORM_ERROR_INIT;
+    int slot = lcorm_expr_slot(L);
     if (corm_expr_excluded(&e, m, c, &err) < 0)
         return lcorm_fail(L, &err);
-    lcorm_push_expr(L, e, 0);
-    return 1;
+    return lcorm_expr_fill(L, slot, e, 0);
 }
 
 static int m_tostring(lua_State *L)

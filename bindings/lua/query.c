@@ -27,12 +27,22 @@ static int expr_gc(lua_State *L)
     return 0;
 }
 
-void lcorm_push_expr(lua_State *L, corm_expr *e, unsigned flags)
+int lcorm_expr_slot(lua_State *L)
 {
-    lcorm_exprud *u = lua_newuserdata(L, sizeof *u);   /* on a memory error e leaks: rare */
+    lcorm_exprud *u = lcorm_newuserdata(L, sizeof *u);
+    u->e = NULL;
+    u->flags = 0;
+    luaL_setmetatable(L, LCORM_EXPR);
+    return lua_gettop(L);
+}
+
+int lcorm_expr_fill(lua_State *L, int slot, corm_expr *e, unsigned flags)
+{
+    lcorm_exprud *u = lua_touserdata(L, slot);
     u->e = e;
     u->flags = flags;
-    luaL_setmetatable(L, LCORM_EXPR);
+    lua_pushvalue(L, slot);
+    return 1;
 }
 
 corm_expr *lcorm_testexpr(lua_State *L, int idx)
@@ -63,13 +73,13 @@ static corm_query *checkquery(lua_State *L, int idx)
     return u->q;
 }
 
-/* Pushes the new expression made by rc/e, or nil, err. */
-static int expr_result(lua_State *L, int rc, corm_expr *e, unsigned flags, corm_error *err)
+/* Pushes the new expression made by rc/e into its slot, or nil, err. */
+static int expr_result(lua_State *L, int slot, int rc, corm_expr *e, unsigned flags,
+                       corm_error *err)
 {
     if (rc < 0)
         return lcorm_fail(L, err);
-    lcorm_push_expr(L, e, flags);
-    return 1;
+    return lcorm_expr_fill(L, slot, e, flags);
 }
 
 /* lhs op rhs: rhs an expression (corm_expr_op) or a value bound typed like
@@ -79,6 +89,7 @@ static int cmp(lua_State *L, int op)
     corm_expr *lhs = lcorm_checkexpr(L, 1);
     luaL_checkany(L, 2);
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     corm_expr *rhs = lcorm_testexpr(L, 2);
     int rc;
@@ -91,7 +102,7 @@ static int cmp(lua_State *L, int op)
         lcorm_to_value(L, 2, &v);
         rc = corm_expr_cmp(&e, lhs, op, &v, &err);
     }
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 #define CMP(name, op) \
@@ -124,11 +135,12 @@ static int in_list(lua_State *L, bool negate)
 {
     corm_expr *lhs = lcorm_checkexpr(L, 1);
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     lcorm_queryud *sub = luaL_testudata(L, 2, LCORM_QUERY);
     if (sub) {
         int rc = corm_expr_in_query(&e, lhs, checkquery(L, 2), negate, &err);
-        return expr_result(L, rc, e, 0, &err);
+        return expr_result(L, slot, rc, e, 0, &err);
     }
     luaL_checktype(L, 2, LUA_TTABLE);
     size_t n = lua_rawlen(L, 2);
@@ -144,7 +156,7 @@ static int in_list(lua_State *L, bool negate)
         luaL_checkstack(L, 2, NULL);
     }
     int rc = corm_expr_in(&e, lhs, n, vals, negate, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 static int e_in(lua_State *L) { return in_list(L, false); }
@@ -164,6 +176,7 @@ static int between(lua_State *L, bool negate)
     if (!xhi)
         lcorm_to_value(L, 3, &vhi);
     corm_error err = CORM_ERROR_INIT;
+    int slot = lcorm_expr_slot(L);
     corm_expr *lo = NULL, *hi = NULL, *e = NULL;
     int rc = CORM_OK;
     lo = xlo ? corm_expr_ref(xlo) : NULL;
@@ -178,7 +191,7 @@ static int between(lua_State *L, bool negate)
         rc = corm_expr_between(&e, x, lo, hi, negate, &err);
     corm_expr_free(lo);
     corm_expr_free(hi);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 static int e_between(lua_State *L) { return between(L, false); }
@@ -187,17 +200,19 @@ static int e_not_between(lua_State *L) { return between(L, true); }
 static int e_is_null(lua_State *L)
 {
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_is_null(&e, lcorm_checkexpr(L, 1), false, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 static int e_is_not_null(lua_State *L)
 {
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_is_null(&e, lcorm_checkexpr(L, 1), true, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* Ordering: the same expression carrying ORDER BY flags. */
@@ -205,8 +220,8 @@ static int with_flags(lua_State *L, unsigned set, unsigned clear)
 {
     lcorm_exprud *u = luaL_checkudata(L, 1, LCORM_EXPR);
     corm_expr *e = lcorm_checkexpr(L, 1);
-    lcorm_push_expr(L, corm_expr_ref(e), (u->flags & ~clear) | set);
-    return 1;
+    int slot = lcorm_expr_slot(L);
+    return lcorm_expr_fill(L, slot, corm_expr_ref(e), (u->flags & ~clear) | set);
 }
 
 static int e_asc(lua_State *L) { return with_flags(L, 0, CORM_DESC); }
@@ -221,6 +236,7 @@ static int combine(lua_State *L, bool is_and)
     luaL_argcheck(L, n >= 1, 1, "expression expected");
     for (int i = 1; i <= n; i++)
         lcorm_checkexpr(L, i);
+    int slot = lcorm_expr_slot(L);
     corm_expr *acc = corm_expr_ref(lcorm_checkexpr(L, 1));
     corm_error err = CORM_ERROR_INIT;
     int rc = CORM_OK;
@@ -231,7 +247,7 @@ static int combine(lua_State *L, bool is_and)
         corm_expr_free(acc);
         acc = next;
     }
-    return expr_result(L, rc, acc, 0, &err);
+    return expr_result(L, slot, rc, acc, 0, &err);
 }
 
 static int e_and(lua_State *L) { return combine(L, true); }
@@ -240,9 +256,10 @@ static int e_or(lua_State *L) { return combine(L, false); }
 static int e_not(lua_State *L)
 {
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_not(&e, lcorm_checkexpr(L, 1), &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 static int e_cast(lua_State *L)
@@ -250,9 +267,10 @@ static int e_cast(lua_State *L)
     corm_expr *x = lcorm_checkexpr(L, 1);
     const char *type = luaL_checkstring(L, 2);
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_cast(&e, x, type, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 static int e_tostring(lua_State *L)
@@ -268,10 +286,11 @@ static int l_value(lua_State *L)
     lcorm_to_value(L, 1, &v);
     corm_expr *like = lua_isnoneornil(L, 2) ? NULL : lcorm_checkexpr(L, 2);
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = like ? corm_expr_value_for(&e, like, &v, &err)
                   : corm_expr_value(&e, lcorm_registry(L), &v, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* core.agg(name, expr|nil [, distinct]) -> count(*), sum(x), ... */
@@ -282,9 +301,10 @@ static int l_agg(lua_State *L)
     corm_expr *arg = lua_isnoneornil(L, 2) ? NULL : lcorm_checkexpr(L, 2);
     unsigned flags = lua_toboolean(L, 3) ? CORM_AGG_DISTINCT : 0;
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_agg(&e, lcorm_registry(L), agg, arg, flags, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* core.func(name, args...) -> name(args...): args exprs or values */
@@ -299,6 +319,7 @@ static int l_func(lua_State *L)
         if (!lcorm_testexpr(L, i + 2))
             lcorm_to_value(L, i + 2, &vals[i]);
     corm_error err = CORM_ERROR_INIT;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us references */
     int rc = CORM_OK;
     int made = 0;
     for (; made < n && rc == CORM_OK; made++) {
@@ -314,7 +335,7 @@ static int l_func(lua_State *L)
         rc = corm_expr_func(&e, reg, name, n, (const corm_expr *const *)args, &err);
     for (int i = 0; i < made; i++)
         corm_expr_free(args[i]);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* core.raw(sql, values...) -> a SQL fragment with $1.. bound to values */
@@ -326,9 +347,10 @@ static int l_raw(lua_State *L)
     for (int i = 0; i < n; i++)
         lcorm_to_value(L, i + 2, &vals[i]);
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_raw(&e, lcorm_registry(L), sql, n, vals, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* core.ident(qualifier|nil, name) -> "qualifier"."name" */
@@ -337,18 +359,20 @@ static int l_ident(lua_State *L)
     const char *q = luaL_optstring(L, 1, NULL);
     const char *name = luaL_checkstring(L, 2);
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_ident(&e, lcorm_registry(L), q, name, &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* core.exists(query) -> EXISTS (query) */
 static int l_exists(lua_State *L)
 {
     corm_expr *e = NULL;
+    int slot = lcorm_expr_slot(L);   /* before the engine hands us e */
     corm_error err = CORM_ERROR_INIT;
     int rc = corm_expr_exists(&e, checkquery(L, 1), &err);
-    return expr_result(L, rc, e, 0, &err);
+    return expr_result(L, slot, rc, e, 0, &err);
 }
 
 /* ---- queries ------------------------------------------------------------ */
