@@ -10,7 +10,7 @@
 
 MAKEFLAGS += --no-print-directory
 # The Lua blog on both runtimes, from the tree (sh -c runs it at the top).
-LUA_DEMO := for r in 5.4:lua5.4 jit:luajit; do LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD_DIR)/lua/$${r%%:*}/?.so;;" $${r\#*:} examples/lua/blog.lua || exit 1; done
+LUA_DEMO = for r in 5.4:lua5.4 jit:luajit; do LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD_DIR)/lua/$${r%%:*}/?.so;;" $${r\#*:} examples/lua/blog.lua || exit 1; done
 
 PREFIX ?= /usr/local
 BUILD_DIR := build
