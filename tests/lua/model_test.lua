@@ -210,5 +210,42 @@ T.case("blocking outside cm.run, DDL errors", function()
   assert(db:create_tables(User, Post, { if_not_exists = true }))
 end)
 
+T.case("uuid and composite keys, schema, model options", function()
+  local schema = T.table_name("msch")
+  assert(db:exec(string.format("CREATE SCHEMA %q", schema)))
+  local Doc = cm.model("doc", {
+    { "id", "uuid", primary_key = true },                  -- DEFAULT gen_random_uuid()
+    { "slug", "text", max_length = 8 },
+    { "rank", "integer", default = 0 },
+  }, { schema = schema, unique = { { "slug" } }, checks = { "rank >= 0" },
+       indexes = { { "rank", "slug" } } })
+  local Tag = cm.model("tag", {
+    { "doc_id", "uuid", references = Doc, on_delete = "cascade", on_update = "cascade" },
+    { "name", "text" },
+    { "weight", "real", null = true },
+  }, { schema = schema, primary_key = { "doc_id", "name" } })
+  assert(db:create_tables(Doc, Tag))
+  local d = assert(Doc:create { slug = "intro" })
+  assert(d.id:find("^%x+%-%x+%-%x+%-%x+%-%x+$"), "uuid filled by the server: " .. tostring(d.id))
+  local none, err = Doc:create { slug = "too-long-slug" }
+  T.eq(err.class, "data", "max_length checked before sending")
+  none, err = Doc:create { slug = "neg", rank = -1 }
+  T.eq(err.class, "integrity", "check constraint")
+  local t = assert(Tag:create { doc_id = d.id, name = "a", weight = 0.5 })
+  assert(Tag:create { doc_id = d.id, name = "b" })
+  t.weight = 2
+  assert(t:save())                                          -- WHERE on both key columns
+  T.eq(assert(Tag:get { doc_id = d.id, name = "a" }).weight, 2, "composite key save")
+  T.eq(assert(Tag:get { doc_id = d.id, name = "b" }).weight, nil, "other row untouched")
+  t.name = "renamed"                                        -- a key column changes
+  assert(t:save())
+  T.eq(#assert(Tag:filter { name = "a" }), 0, "old key gone")
+  T.eq(#assert(Tag:filter { name = "renamed" }), 1, "new key")
+  assert(d:delete())
+  T.eq(assert(Tag:count()), 0, "cascade across the schema")
+  assert(db:drop_tables(Doc, Tag))
+  assert(db:exec(string.format("DROP SCHEMA %q", schema)))
+end)
+
 drop()
 print("done")
