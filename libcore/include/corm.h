@@ -1388,6 +1388,54 @@ CORM_API void corm_cursor_free(corm_cursor *cur);
 CORM_API int corm_cursor_fetch_wait(corm_cursor *cur, corm_result **out, corm_error *err);
 
 /* ------------------------------------------------------------------------
+ * Bulk writes: COPY FROM STDIN in binary format
+ *
+ * Rows are encoded by the same codecs as parameters and streamed to the
+ * server in chunks of about 64 KiB, so memory stays bounded whatever the
+ * row count. libpq runs COPY outside pipeline mode: a copy waits for the
+ * requests submitted before it, and those submitted after it wait for it.
+ * ---------------------------------------------------------------------- */
+
+typedef struct corm_copy corm_copy;
+
+/*
+ * Starts COPY [schema.]table (columns...) FROM STDIN (FORMAT binary) on c.
+ * oids[i] is the type of column i, exactly (binary COPY has no
+ * conversions: an int4 column needs CORM_OID_INT4; an enum column takes its
+ * label as CORM_TEXT with the enum's oid). Names are quoted; bad names fail
+ * with CORM_EPROGRAMMING. `done` gets the outcome once the copy ends: a
+ * result whose corm_result_affected() is the number of rows stored, or the
+ * server's error naming the failing line ("... (COPY t, line 3, column k)").
+ * The caller owns *out and frees it with corm_copy_free() (after done, or
+ * before to abandon the copy). Does not block.
+ */
+CORM_API int corm_copy_open(corm_copy **out, corm_conn *c, const char *schema,
+                            const char *table, const char *const *columns,
+                            const uint32_t *oids, int ncolumns, corm_done_fn *done, void *ud,
+                            corm_error *err);
+/* Encodes one row (ncolumns values; their oid fields are ignored) and sends
+ * it when a chunk is full. A value that does not fit its column's type
+ * fails with CORM_EDATA and the row is not added. CORM_ECANCELLED once the
+ * server has refused the copy (its error reaches done). Does not block. */
+CORM_API int corm_copy_put(corm_copy *cp, const corm_value *values, corm_error *err);
+/* 1 when more rows may be put without growing memory; 0 while a chunk
+ * waits for the socket (wait for CORM_WRITE, step, then put again). */
+CORM_API int corm_copy_ready(const corm_copy *cp);
+/* Rows put so far. */
+CORM_API int64_t corm_copy_rows(const corm_copy *cp);
+/* Ends the data; the outcome reaches done from a later step. */
+CORM_API int corm_copy_end(corm_copy *cp, corm_error *err);
+/* Ends the copy as failed: the server stores nothing and done gets its
+ * error (CORM_ECANCELLED class from the server's 57014). */
+CORM_API int corm_copy_abort(corm_copy *cp, const char *reason, corm_error *err);
+/* Frees cp; an unfinished copy is abandoned (aborted). NULL is a no-op. */
+CORM_API void corm_copy_free(corm_copy *cp);
+/* Blocking helpers: put a row, first waiting while chunks are in flight;
+ * end and wait until done has run. */
+CORM_API int corm_copy_put_wait(corm_copy *cp, const corm_value *values, corm_error *err);
+CORM_API int corm_copy_end_wait(corm_copy *cp, corm_error *err);
+
+/* ------------------------------------------------------------------------
  * The pool
  *
  * A pool keeps between min and max connections to one server. Requests

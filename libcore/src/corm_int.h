@@ -229,6 +229,7 @@ enum {
     CORM__REQ_RETRIED = 1u << 4,    /* already retried once */
     CORM__REQ_PREPARE_FAILED = 1u << 5, /* its Parse failed: no statement */
     CORM__REQ_UNNAMED = 1u << 6,    /* never cached (text unique to one use) */
+    CORM__REQ_COPY = 1u << 7,       /* a COPY: a barrier outside pipeline mode */
 };
 
 /* Effects of the engine's transaction calls, applied at submit time. */
@@ -250,6 +251,7 @@ typedef struct corm__req {
     bool prepares;           /* this request sent the statement's Parse */
     corm_result *result;
     corm_error error;        /* first failure seen */
+    corm_copy *copy;         /* CORM__REQ_COPY: the rows' source */
     /* What resending needs, in the same allocation. */
     size_t size;
     char *sql;
@@ -293,6 +295,7 @@ struct corm_conn {
     int nretrying;              /* requests sent again, not yet done */
     uint64_t push_seq;
     uint64_t cursor_counter;
+    corm_copy *copy;            /* a COPY under way: pipeline mode is off */
     bool sending;               /* inside send_pending */
     int npending;               /* not abandoned, not internal */
     int nreqs;                  /* in the list */
@@ -376,6 +379,13 @@ void corm__conn_discard(corm_conn *c, const char *why);
 /* Completes every request in the list with err (callbacks run) and empties it. */
 void corm__conn_fail_all(corm_conn *c, const corm_error *err);
 void corm__cancel_job_release(corm__cancel_job *job);
+
+/* COPY (copy.c): start a queued copy at the head of an idle pipeline;
+ * process its input (true once over and pipelining again); detach it from
+ * its request when that is freed. */
+bool corm__copy_start(corm_conn *c, corm__req *r);
+bool corm__copy_process(corm_conn *c);
+void corm__copy_detach(corm__req *r);
 
 /* Cancellation (pipeline.c): ask the server to stop c's current statement,
  * from a helper thread, so the host loop never blocks on it. */

@@ -97,6 +97,8 @@ void corm__req_free(const corm__alloc *a, corm__req *r)
         return;
     if (r->result && !r->result->taken)
         corm_result_free(r->result);
+    if (r->copy)
+        corm__copy_detach(r);
     corm_error_clear(&r->error);
     corm__free(a, r, r->size);
 }
@@ -208,6 +210,7 @@ static void mark_broken(corm_conn *c, const corm_error *why)
     if (c->state == CORM_CONN_BROKEN)
         return;
     c->state = CORM_CONN_BROKEN;
+    c->copy = NULL;
     if (c->fd >= 0 && c->fd_gone)
         c->fd_gone(c->fd_gone_ud, c->fd);
     corm_error_copy(&c->broken_error, why);
@@ -316,8 +319,21 @@ static void send_pending(corm_conn *c)
     if (c->sending)
         return;
     c->sending = true;
-    while (c->unsent && c->state == CORM_CONN_READY && !c->fail_pending) {
+    while (c->unsent && c->state == CORM_CONN_READY && !c->fail_pending && !c->copy) {
         corm__req *r = c->unsent;
+        if (r->flags & CORM__REQ_COPY) {
+            /* A barrier: it starts once everything before it is done, and
+             * what comes after waits for it to end. */
+            if (r != c->head)
+                break;
+            if (!corm__copy_start(c, r)) {
+                broken_later(c, "cannot start COPY");
+                break;
+            }
+            r->flags |= CORM__REQ_SENT;
+            c->unsent = r->next;
+            break;
+        }
         if (!send_req(c, r)) {
             broken_later(c, "cannot send the request");
             break;
@@ -752,6 +768,16 @@ static void finish_head(corm_conn *c)
 static void process_input(corm_conn *c)
 {
     while (c->state == CORM_CONN_READY && !c->close_requested) {
+        if (c->copy) {
+            if (!corm__copy_process(c)) {
+                if (PQstatus(c->pg) == CONNECTION_BAD)
+                    return;   /* the caller reports the loss */
+                return;
+            }
+            deliver_in_order(c, list_pop(c));
+            send_pending(c);
+            continue;
+        }
         corm__req *r = c->head;
         if (!r || !(r->flags & CORM__REQ_SENT))
             return;
@@ -870,6 +896,8 @@ int corm_conn_step(corm_conn *c, corm_error *err)
         }
         if (c->fail_pending)
             corm__conn_fail_all(c, &c->broken_error);
+        else if (c->state == CORM_CONN_READY && !c->close_requested)
+            send_pending(c);   /* a COPY may have reached the head */
     }
     if (!c->close_requested)
         check_deadlines(c);

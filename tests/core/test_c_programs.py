@@ -139,6 +139,7 @@ def test_c(c_case, database_env, pgtmp):
     cmd = [str(exe), case]
     env = dict(os.environ)
     env.update(database_env)
+    env["CORM_TEST_VARIANT"] = variant   # big cases scale down under valgrind
     if variant == "asan":
         env.update(SANITIZER_ENV)
     elif variant == "valgrind":
