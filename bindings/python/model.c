@@ -1794,8 +1794,7 @@ static PyObject *column_descr_get(ExprObject *self, PyObject *obj, PyObject *typ
     if (!obj || obj == Py_None)
         return Py_NewRef(self);
     ModelObject *o = (ModelObject *)obj;
-    if (!PyObject_TypeCheck(obj, self->reg->st->ModelBaseType) ||
-        (uint32_t)self->col >= o->nfields)
+    if (!PyObject_TypeCheck(obj, self->reg->st->ModelBaseType) || o->table != self->table)
         return PyErr_Format(PyExc_TypeError, "not an instance of the column's model");
     PyObject *v = o->items[self->col];
     if (!v)
@@ -1807,8 +1806,7 @@ static PyObject *column_descr_get(ExprObject *self, PyObject *obj, PyObject *typ
 static int column_descr_set(ExprObject *self, PyObject *obj, PyObject *value)
 {
     ModelObject *o = (ModelObject *)obj;
-    if (!PyObject_TypeCheck(obj, self->reg->st->ModelBaseType) ||
-        (uint32_t)self->col >= o->nfields) {
+    if (!PyObject_TypeCheck(obj, self->reg->st->ModelBaseType) || o->table != self->table) {
         PyErr_SetString(PyExc_TypeError, "not an instance of the column's model");
         return -1;
     }

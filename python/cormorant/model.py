@@ -290,9 +290,24 @@ class ModelMeta(type):
                 table: Optional[str] = None, schema: Optional[str] = None, **kw: Any) -> Any:
         if ns.get("__module__") == __name__ and name == "Model":
             return super().__new__(mcls, name, bases, ns, **kw)
-        own = dict(ns.get("__annotations__", {}))
+        for b in bases:
+            if isinstance(b, ModelMeta) and "__table__" in b.__dict__:
+                raise TypeError(f"{name}: subclassing the model {b.__name__} is not supported "
+                                "(a model is one table; share fields through a plain "
+                                "mixin class of annotations instead)")
+        # Fields of plain mixin classes come first, then the class's own.
+        own: dict[str, Any] = {}
         specs: dict[str, Any] = {}
-        for fname in own:
+        for b in reversed(bases):
+            for k in reversed(b.__mro__):
+                if k is object or isinstance(k, ModelMeta) or k is _core.ModelBase:
+                    continue
+                for fname in k.__dict__.get("__annotations__", {}):
+                    own[fname] = True
+                    if fname in k.__dict__:
+                        specs[fname] = k.__dict__[fname]
+        for fname in ns.get("__annotations__", {}):
+            own[fname] = True
             if fname in ns:
                 specs[fname] = ns.pop(fname)
         ns["__slots__"] = ()

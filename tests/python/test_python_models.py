@@ -114,6 +114,34 @@ def test_columns_and_instances():
         User("positional")  # type: ignore[misc]
 
 
+class Stamped:
+    """A plain mixin: its annotated fields join each model that uses it."""
+    created: dt.datetime = cm.sql("now()")
+    revision: int = 1
+
+
+class Page(Stamped, cm.Model, table="tm_page"):
+    id: int = cm.column(primary_key=True)
+    body: str
+
+
+def test_mixin_fields(url, run):
+    assert Page.__table__.names == ("created", "revision", "id", "body")
+
+    async def main():
+        db = await cm.connect(url, min_size=1, max_size=2)
+        try:
+            await db.drop_tables(Page, if_exists=True)
+            await db.create_tables(Page)
+            p = await Page.create(body="b")
+            assert p.revision == 1 and isinstance(p.created, dt.datetime)
+            await db.drop_tables(Page)
+        finally:
+            await db.close()
+
+    run(main())
+
+
 def test_unsupported_annotations_fail_at_definition():
     with pytest.raises(TypeError, match="arrays of enums"):
         class Palette(cm.Model, table="tm_palette"):
@@ -127,6 +155,11 @@ def test_unsupported_annotations_fail_at_definition():
         class Odd2(cm.Model, table="tm_odd2"):
             id: int = cm.column(primary_key=True)
             x: int | str
+    with pytest.raises(TypeError, match="subclassing the model"):
+        class Admin(User):
+            level: int
+    with pytest.raises(TypeError):
+        User.name.__get__(BlogPost(title="x"), BlogPost)
     # A model of a table name in use is refused by libcore's registry.
     with pytest.raises(cm.ProgrammingError):
         class UserAgain(cm.Model, table="user"):
