@@ -684,8 +684,9 @@ static int q_submit(lua_State *L)
  * (corm_query_column_field), other columns (computed, or of joined models)
  * by their alias or name; names interned once per result, NULL
  * cells absent, each row given metatable mt. When clean (a table) is given,
- * clean[row] = a copy of the row's fields as loaded, for changed-field
- * tracking. Frees the result.
+ * clean[row] = the snapshot of the row's fields of `model` as loaded, a
+ * sequence by field position (1 + column index; NULL fields are holes),
+ * for changed-field tracking. Frees the result.
  */
 static int q_take(lua_State *L)
 {
@@ -706,15 +707,20 @@ static int q_take(lua_State *L)
     lua_settop(L, 5);
     lcorm_cvt cvt;
     lcorm_cvt_init(L, &cvt);
+    /* fields[c]: 1 + the field of `own` column c fills, or 0 */
+    int *fields = lua_newuserdata(L, sizeof(int) * (size_t)(ncols ? ncols : 1));
+    int nfields = own ? corm_model_ncolumns(own) : 0;
     int names = lua_gettop(L) + 1;
     int mapped = corm_query_ncolumns(q) == ncols;
     for (int c = 0; c < ncols; c++) {
         const char *name = NULL;
+        fields[c] = 0;
         if (mapped) {
             const corm_model *m = NULL;
             int f = corm_query_column_field(q, c, &m);
-            name = f >= 0 && m && m == own ? corm_model_column_name(m, f)
-                                           : corm_query_column_name(q, c);
+            if (f >= 0 && m && m == own)
+                fields[c] = f + 1;
+            name = fields[c] ? corm_model_column_name(m, f) : corm_query_column_name(q, c);
         }
         if (!name)
             name = corm_result_colname(r, c);
@@ -725,7 +731,7 @@ static int q_take(lua_State *L)
     for (int row = 0; row < nrows; row++) {
         lua_createtable(L, 0, ncols);
         if (has_clean)
-            lua_createtable(L, 0, ncols);
+            lua_createtable(L, nfields, 0);
         for (int c = 0; c < ncols; c++) {
             corm_value v;
             if (corm_result_get(r, row, c, &v, &err) < 0)
@@ -735,10 +741,9 @@ static int q_take(lua_State *L)
             lua_pushvalue(L, names + c);
             if (!lcorm_push_value(L, &cvt, &v, &err))
                 goto fail;
-            if (has_clean) {
-                lua_pushvalue(L, names + c);
-                lua_pushvalue(L, -2);
-                lua_rawset(L, -5);   /* clean copy */
+            if (has_clean && fields[c]) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, -4, fields[c]);   /* snapshot by field position */
             }
             lua_rawset(L, has_clean ? -4 : -3);
         }

@@ -14,8 +14,9 @@
 -- Instances are plain tables holding their fields (NULL is an absent
 -- field), with the model's metatable: reading a field is a plain table
 -- read. Changed-field tracking: rows loaded from the database (decoded in
--- C) get a snapshot of their fields as loaded, kept in a weak-keyed table
--- (model._clean[inst]); inst:save() compares the fields with it and
+-- C) get a snapshot of their fields as loaded (a sequence by field
+-- position, made in the same C loop as the row), kept in a weak-keyed
+-- table (model._clean[inst]); inst:save() compares the fields with it and
 -- UPDATEs only the fields that differ (a field holding a table, json or
 -- an array, counts as changed whenever it is a table: tables can be
 -- changed in place). An instance without a snapshot is new: save()
@@ -597,7 +598,7 @@ local function pk_where(model, inst, clean)
   end
   local exprs = {}
   for i, f in ipairs(model._pk) do
-    local v = clean and clean[f]
+    local v = clean and clean[model._info[f].index + 1]
     if v == nil then v = rawget(inst, f) end
     if v == nil then
       return nil, core.error("programming", model._name .. "." .. f .. " (primary key) is nil")
@@ -613,9 +614,9 @@ function Instance:changed()
   local model = model_of(self)
   local clean = model._clean[self]
   local out = {}
-  for _, f in ipairs(model._fields) do
+  for i, f in ipairs(model._fields) do
     local v = rawget(self, f)
-    if not clean or v ~= clean[f] or type(v) == "table" then
+    if not clean or v ~= clean[i] or type(v) == "table" then
       if clean or v ~= nil then out[f] = true end
     end
   end
@@ -641,9 +642,9 @@ function Instance:save()
     return self
   end
   local changes, any = {}, false
-  for _, f in ipairs(model._fields) do
+  for i, f in ipairs(model._fields) do
     local v = rawget(self, f)
-    if v ~= clean[f] or type(v) == "table" then
+    if v ~= clean[i] or type(v) == "table" then
       changes[f] = v == nil and core.null or v
       any = true
     end
