@@ -14,48 +14,7 @@
 #include "corm.h"
 #include "corm_int.h"
 
-typedef struct failer {
-    long count, fail_at;
-    int sticky, failures;
-    long live_blocks;
-    size_t live_bytes;
-    int size_errors;
-} failer;
-
-typedef union hdr {
-    size_t size;
-    max_align_t align;
-} hdr;
-
-static void *failer_alloc(void *ud, void *ptr, size_t old, size_t n)
-{
-    failer *f = ud;
-    hdr *h = ptr ? (hdr *)ptr - 1 : NULL;
-    if (h && h->size != old)
-        f->size_errors++;
-    if (n == 0) {
-        if (h) {
-            f->live_blocks--;
-            f->live_bytes -= h->size;
-            free(h);
-        }
-        return NULL;
-    }
-    f->count++;
-    if ((f->fail_at && f->count == f->fail_at) || (f->sticky && f->failures)) {
-        f->failures++;
-        return NULL;
-    }
-    size_t had = h ? h->size : 0;
-    hdr *nh = realloc(h, sizeof(hdr) + n);
-    if (!nh)
-        return NULL;
-    if (!h)
-        f->live_blocks++;
-    f->live_bytes = f->live_bytes - had + n;
-    nh->size = n;
-    return nh + 1;
-}
+#include "test_failer.h"
 
 /* Everything below, in one registry; returns the first failure. */
 #define TRY(call)                                                      \
