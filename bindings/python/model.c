@@ -1095,7 +1095,8 @@ static PyObject *model_repr(ModelObject *self)
     Py_DECREF(parts);
     if (!body)
         return NULL;
-    PyObject *r = PyUnicode_FromFormat("%s(%U)", _PyType_Name(Py_TYPE(self)), body);
+    /* A heap type's tp_name is its __name__. */
+    PyObject *r = PyUnicode_FromFormat("%s(%U)", Py_TYPE(self)->tp_name, body);
     Py_DECREF(body);
     return r;
 }

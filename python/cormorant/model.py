@@ -317,6 +317,9 @@ class ModelMeta(type):
         except NameError as e:
             raise TypeError(f"{name}: cannot resolve an annotation ({e})") from None
         fields = [f for f in own if not _is_classvar(hints.get(f)) and not f.startswith("_")]
+        for fname in fields:
+            if hasattr(Model, fname):
+                raise TypeError(f"{name}.{fname}: a field may not shadow Model.{fname}")
         t = registry.model(table or _snake(name), schema)
         deferred: list[tuple[int, ColumnSpec]] = []
         for fname in fields:

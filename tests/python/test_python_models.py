@@ -155,6 +155,10 @@ def test_unsupported_annotations_fail_at_definition():
         class Odd2(cm.Model, table="tm_odd2"):
             id: int = cm.column(primary_key=True)
             x: int | str
+    with pytest.raises(TypeError, match="may not shadow Model.save"):
+        class Shadow(cm.Model, table="tm_shadow"):
+            id: int = cm.column(primary_key=True)
+            save: bool
     with pytest.raises(TypeError, match="subclassing the model"):
         class Admin(User):
             level: int
