@@ -130,6 +130,8 @@ def lookup(model: type[Model], key: str, v: Any) -> Expr:
     if op and op not in _LOOKUPS:
         raise ProgrammingError(f"unknown lookup {op!r} in {key!r}; known: {sorted(_LOOKUPS)}")
     t = table_of(model)
+    if field == "pk" and "pk" not in t.index and len(t.pk) == 1:
+        field = t.names[t.pk[0]]
     if field not in t.index:
         raise ProgrammingError(f"{model.__name__} has no field {field!r} (in {key!r})")
     col = getattr(model, field)

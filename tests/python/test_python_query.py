@@ -128,6 +128,8 @@ def test_lookups(db):
         assert await names(city__isnull=True) == ["cat"]
         assert await names(city__isnull=False, age__range=(40, 60)) == ["bob", "dan"]
         assert await names(city=None) == ["cat"]
+        ann = await Author.get(name="ann")
+        assert [a.name for a in await Author.filter(pk=ann.id)] == ["ann"]
         # The expression style for the same.
         got = await Author.select().where(Author.name.in_(["ann", "cat"]), Author.age.between(20, 35))
         assert [a.name for a in got] == ["ann"]
