@@ -5,6 +5,7 @@ checker is not installed (scripts/requirements-dev.txt has both)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def test_pyright(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.skip("pyright did not finish (it may be fetching node)")
     out = proc.stdout + proc.stderr
-    if "npm" in out and proc.returncode != 0 and "error:" not in out:
+    if not re.search(r"\d+ errors?, \d+ warnings?", out):
+        # The pip package fetches pyright itself on first use: offline, it cannot.
         pytest.skip(f"pyright could not run: {out[-500:]}")
     _expect_clean(proc, "pyright")
     assert 'Type of "users" is "list[User]"' in out
