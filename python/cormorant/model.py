@@ -100,6 +100,21 @@ class ColumnSpec:
         "server_default", "type",
     )
 
+    default: Any
+    default_factory: Optional[Callable[[], Any]]
+    primary_key: bool
+    unique: bool
+    index: bool
+    references: Any
+    on_delete: Optional[str]
+    on_update: Optional[str]
+    max_length: Optional[int]
+    precision: Optional[int]
+    scale: Optional[int]
+    timezone: bool
+    server_default: Optional[str]
+    type: Optional[str]
+
     def __init__(self, **kw: Any) -> None:
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
@@ -324,7 +339,7 @@ class ModelMeta(type):
         deferred: list[tuple[int, ColumnSpec]] = []
         for fname in fields:
             raw = specs.get(fname, _MISSING)
-            spec = raw if isinstance(raw, ColumnSpec) else column(raw)
+            spec: ColumnSpec = raw if isinstance(raw, ColumnSpec) else column(raw)
             ftype, nullable = field_type(hints[fname], spec)
             flags = (COL_NULL if nullable else 0) | (COL_PRIMARY_KEY if spec.primary_key else 0) \
                 | (COL_UNIQUE if spec.unique else 0)

@@ -21,6 +21,7 @@ from typing import (
     Sequence,
     TypeVar,
     Union,
+    cast,
 )
 
 from . import _core
@@ -134,19 +135,19 @@ def lookup(model: type[Model], key: str, v: Any) -> Expr:
         field = t.names[t.pk[0]]
     if field not in t.index:
         raise ProgrammingError(f"{model.__name__} has no field {field!r} (in {key!r})")
-    col = getattr(model, field)
+    col: Expr = getattr(model, field)
     if op in ("", "exact"):
         return col.is_null() if v is None else col == v
     if op == "ne":
         return col.is_not_null() if v is None else col != v
     if op == "gt":
-        return col > v
+        return cast(Expr, col > v)
     if op == "gte":
-        return col >= v
+        return cast(Expr, col >= v)
     if op == "lt":
-        return col < v
+        return cast(Expr, col < v)
     if op == "lte":
-        return col <= v
+        return cast(Expr, col <= v)
     if op == "in":
         return col.in_(v._build() if hasattr(v, "_build") else list(v))
     if op == "not_in":
@@ -156,7 +157,7 @@ def lookup(model: type[Model], key: str, v: Any) -> Expr:
     if op == "range":
         lo, hi = v
         return col.between(lo, hi)
-    return getattr(col, op)(v)
+    return cast(Expr, getattr(col, op)(v))
 
 
 def _and_all(exprs: Sequence[Expr]) -> Optional[Expr]:
@@ -206,7 +207,7 @@ class Select(Generic[M]):
         for e in exprs:
             if not isinstance(e, _core.Expr):
                 raise TypeError(f"where() takes column expressions, not {type(e).__name__}")
-        return self._copy(_where=self._where + tuple(exprs))  # type: ignore[operator]
+        return self._copy(_where=self._where + cast("tuple[Expr, ...]", exprs))
 
     def filter(self, *exprs: Union[Expr, bool], **lookups: Any) -> "Select[M]":
         """where() with Django-style lookups: field=value, field__gt=...,
@@ -297,7 +298,7 @@ class Select(Generic[M]):
 
     def sql(self) -> str:
         """The SQL text libcore compiles for this query (values as $n)."""
-        return self._build().sql()
+        return cast(str, self._build().sql())
 
     def _run(self, mode: int, q: Any = None) -> Any:
         return _core.run(_target(self._db), q if q is not None else self._build(), mode,
@@ -306,14 +307,14 @@ class Select(Generic[M]):
     # -- running --
 
     def __await__(self) -> Generator[Any, None, list[M]]:
-        return self._run(_MODELS).__await__()
+        return cast("Generator[Any, None, list[M]]", self._run(_MODELS).__await__())
 
     async def all(self) -> list[M]:
-        return await self._run(_MODELS)
+        return cast("list[M]", await self._run(_MODELS))
 
     async def first(self) -> Optional[M]:
         """The first instance (LIMIT 1), or None."""
-        return await self._run(_FIRST, self.limit(1)._build())
+        return cast("Optional[M]", await self._run(_FIRST, self.limit(1)._build()))
 
     async def get(self) -> M:
         """The one instance; NotFound / MultipleFound otherwise."""
@@ -328,10 +329,10 @@ class Select(Generic[M]):
 
     async def dicts(self) -> list[dict[str, Any]]:
         """Each row as a dict of column name (or label) to value."""
-        return await self._run(_DICTS)
+        return cast("list[dict[str, Any]]", await self._run(_DICTS))
 
     async def tuples(self) -> list[tuple[Any, ...]]:
-        return await self._run(_TUPLES)
+        return cast("list[tuple[Any, ...]]", await self._run(_TUPLES))
 
     async def scalar(self) -> Any:
         """The first column of the first row, or None."""
@@ -342,7 +343,8 @@ class Select(Generic[M]):
         ORDER BY, LIMIT and OFFSET left out)."""
         if self._group or self._distinct:
             raise ProgrammingError("count() of a grouped or DISTINCT query is not supported")
-        return await self._run(_SCALAR, self._build(columns=[count()], order=False, page=False))
+        n = await self._run(_SCALAR, self._build(columns=[count()], order=False, page=False))
+        return int(n)
 
     async def exists(self) -> bool:
         """True when a row matches (SELECT 1 … LIMIT 1)."""
@@ -442,7 +444,7 @@ class _Write(Generic[M]):
                          self._sel._timeout).__await__()
 
     def sql(self) -> str:
-        return self._build().sql()
+        return cast(str, self._build().sql())
 
 
 class Update(_Write[M]):
@@ -538,7 +540,7 @@ class Insert(Generic[M]):
         return q
 
     def sql(self) -> str:
-        return self._build().sql()
+        return cast(str, self._build().sql())
 
     def __await__(self) -> Generator[Any, None, Any]:
         mode = _AFFECTED if self._returning is None else _MODELS
