@@ -316,3 +316,49 @@ def test_timeout_and_cancel_on_model_queries(url):
             await d.close()
 
     asyncio.run(main())
+
+
+class Spy(cm.Model, table="tq_spy"):
+    id: int = cm.column(primary_key=True)
+    a: int
+    b: str
+
+    def __init__(self, **fields):
+        Spy.inits += 1
+        super().__init__(**fields)
+
+
+Spy.inits = 0  # type: ignore[attr-defined]
+
+
+def test_rows_become_instances_in_c(url):
+    """Fetched rows run no Python code per row (no __init__), carry no
+    __dict__, and each result column lands in its field's slot by
+    corm_query_column_field (reordered and aliased columns too)."""
+
+    async def main():
+        d = await cm.connect(url, min_size=1, max_size=2)
+        try:
+            await d.drop_tables(Spy, if_exists=True)
+            await d.create_tables(Spy)
+            await Spy.insert(*({"a": i, "b": f"b{i}"} for i in range(100)))
+            Spy.inits = 0
+            rows = await Spy.select().order_by(Spy.a)
+            assert len(rows) == 100 and Spy.inits == 0
+            assert not hasattr(rows[0], "__dict__")
+            assert rows[7].is_saved and rows[7].changed_fields == ()
+            # Columns in another order than the model's.
+            r = await Spy.select(Spy.b, Spy.a).where(Spy.a == 3).first()
+            assert r is not None and (r.a, r.b) == (3, "b3")
+            # A computed column labelled with a field's name fills that field.
+            r = await Spy.select(Spy.id, (Spy.a * 10).label("a")).where(Spy.a == 4).first()
+            assert r is not None and r.a == 40
+            with pytest.raises(AttributeError):
+                r.b
+            # Other labels are not fields: .dicts() and .tuples() show them.
+            assert await Spy.select((Spy.a + 1).label("next")).where(Spy.a == 1).dicts() == [{"next": 2}]
+            await d.drop_tables(Spy)
+        finally:
+            await d.close()
+
+    asyncio.run(main())
