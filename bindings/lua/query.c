@@ -375,6 +375,13 @@ static int l_exists(lua_State *L)
     return expr_result(L, slot, rc, e, 0, &err);
 }
 
+/* core.is_expr(v) -> true for expressions */
+static int l_is_expr(lua_State *L)
+{
+    lua_pushboolean(L, luaL_testudata(L, 1, LCORM_EXPR) != NULL);
+    return 1;
+}
+
 /* ---- queries ------------------------------------------------------------ */
 
 static int query_gc(lua_State *L)
@@ -804,7 +811,8 @@ static const luaL_Reg funcs[] = {
     {"select", l_select}, {"insert", l_insert}, {"update", l_update}, {"delete", l_delete},
     {"query", l_query},   {"value", l_value},   {"agg", l_agg},       {"func", l_func},
     {"raw", l_raw},       {"ident", l_ident},   {"exists", l_exists}, {"and_", e_and},
-    {"or_", e_or},        {"not_", e_not},      {NULL, NULL}};
+    {"or_", e_or},        {"not_", e_not},      {"is_expr", l_is_expr},
+    {NULL, NULL}};
 
 int lcorm_open_query(lua_State *L)
 {

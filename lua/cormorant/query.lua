@@ -26,10 +26,7 @@ function M.new(model)
   return setmetatable({ model = model, ops = {}, n = 0 }, Query)
 end
 
-local EXPR_MT = getmetatable(core.raw("TRUE"))
-local function isexpr(v)
-  return getmetatable(v) == EXPR_MT
-end
+local isexpr = core.is_expr
 M.isexpr = isexpr
 
 local function checkexpr(v, name, level)

@@ -98,7 +98,8 @@ def test_lua_valgrind(script, lua_build_dir, database_env):
 # on), on both runtimes: the interpreters are not instrumented, so the
 # sanitizer runtimes are preloaded.
 ASAN_SCRIPTS = ["lifecycle_test.lua", "errors_test.lua", "transaction_test.lua",
-                "types_test.lua", "bigint_test.lua", "concurrency_test.lua"]
+                "types_test.lua", "bigint_test.lua", "concurrency_test.lua",
+                "model_test.lua", "query_test.lua", "model_types_test.lua"]
 
 
 def _sanitizer_preload() -> str | None:
