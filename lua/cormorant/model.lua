@@ -21,6 +21,12 @@
 -- an array, counts as changed whenever it is a table: tables can be
 -- changed in place). An instance without a snapshot is new: save()
 -- INSERTs it.
+--
+-- Names: instance methods (save, delete, refresh, changed, dict, model)
+-- are found through the metatable only when the instance has no field of
+-- that name, and model methods (select, filter, get, create, ...) win over
+-- columns of the same name on the model table; `User.c.<field>` always
+-- gives the column.
 local core = require "cormorant.core"
 local query = require "cormorant.query"
 
