@@ -164,11 +164,6 @@ static void registry_dealloc(RegistryObject *self)
     Py_DECREF(tp);
 }
 
-static const char *opt_str(PyObject *o)
-{
-    return o == Py_None ? NULL : PyUnicode_AsUTF8(o);
-}
-
 /* model(table, schema=None) -> Table */
 static PyObject *registry_model(RegistryObject *self, PyObject *args, PyObject *kw)
 {
