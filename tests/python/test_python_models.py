@@ -455,6 +455,11 @@ def test_transactions_with_models(url, run):
                     pass
                 await Post.create(user_id=u.id, title="p2")
             assert [p.title for p in await Post.select()] == ["p2"]
+            async with db.transaction(isolation="serializable", read_only=True):
+                assert await db.fetchval("SHOW transaction_isolation") == "serializable"
+                assert [x.name for x in await User.select()] == ["kept"]
+                with pytest.raises(cm.Error):
+                    await User.create(name="nope")  # read-only transaction
             assert await User.filter(name="kept").count() == 1
             await db.drop_tables(User, Post)
         finally:
