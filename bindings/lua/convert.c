@@ -251,7 +251,7 @@ fail:
     return 0;
 }
 
-static int push_array(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, corm_error *err)
+int lcorm_push_array(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, corm_error *err)
 {
     corm_array a;
     if (corm_array_init(&a, v, err) < 0)
@@ -322,7 +322,7 @@ int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, co
         return 1;
     case CORM_ARRAY:
 #ifdef LCORM_HAVE_ARRAYS
-        return push_array(L, cvt, v, err);
+        return lcorm_push_array(L, cvt, v, err);
 #else
         lua_pushlstring(L, v->v.array.ptr, v->v.array.len);
         return 1;

@@ -82,6 +82,10 @@ void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt);
  * when the value cannot be converted. May raise on Lua memory errors. */
 int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v,
                      corm_error *err);
+/* Pushes array v (CORM_ARRAY, or CORM_RAW holding an array of a type not
+ * built in, such as an enum array) as nested tables; returns 1, or 0 with
+ * *err filled. Only when built with array support (LCORM_HAVE_ARRAYS). */
+int lcorm_push_array(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, corm_error *err);
 /* Pushes the rows of r as a list of tables keyed by column name (NULL cells
  * absent). Returns 1, or 0 with *err filled (nothing pushed). */
 int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err);

@@ -715,18 +715,29 @@ static int q_take(lua_State *L)
     lcorm_cvt cvt;
     lcorm_cvt_init(L, &cvt);
     /* fields[c]: 1 + the field of `own` column c fills, or 0 */
-    int *fields = lua_newuserdata(L, sizeof(int) * (size_t)(ncols ? ncols : 1));
+    int *fields = lua_newuserdata(L, 2 * sizeof(int) * (size_t)(ncols ? ncols : 1));
+    int *rawarr = fields + ncols;   /* 1: raw bytes of an array not built in */
     int nfields = own ? corm_model_ncolumns(own) : 0;
     int names = lua_gettop(L) + 1;
     int mapped = corm_query_ncolumns(q) == ncols;
     for (int c = 0; c < ncols; c++) {
         const char *name = NULL;
         fields[c] = 0;
+        rawarr[c] = 0;
         if (mapped) {
             const corm_model *m = NULL;
             int f = corm_query_column_field(q, c, &m);
-            if (f >= 0 && m && m == own)
+            if (f >= 0 && m && m == own) {
                 fields[c] = f + 1;
+#ifdef LCORM_HAVE_ARRAYS
+                /* An array of a type not built in (an enum array) arrives
+                 * as raw bytes: the model says it is an array. */
+                const char *t = corm_model_column_type(m, f);
+                size_t tl = t ? strlen(t) : 0;
+                if (corm_model_column_oid(m, f) == 0 && tl > 2 && !strcmp(t + tl - 2, "[]"))
+                    rawarr[c] = 1;
+#endif
+            }
             name = fields[c] ? corm_model_column_name(m, f) : corm_query_column_name(q, c);
         }
         if (!name)
@@ -746,6 +757,12 @@ static int q_take(lua_State *L)
             if (v.kind == CORM_NULL)
                 continue;
             lua_pushvalue(L, names + c);
+#ifdef LCORM_HAVE_ARRAYS
+            if (v.kind == CORM_RAW && rawarr[c]) {
+                if (!lcorm_push_array(L, &cvt, &v, &err))
+                    goto fail;
+            } else
+#endif
             if (!lcorm_push_value(L, &cvt, &v, &err))
                 goto fail;
             if (has_clean && fields[c]) {

@@ -61,9 +61,7 @@ local cases = {
   { "nums", { 1, -2, 3 } },
   { "grid", { { 1, 2 }, { 3, 4 } } },
   { "m", "sad" },
-  -- enum[] values: the engine sends Lua strings as text[] (its column type
-  -- for an enum array has no OID to give the array), so the server refuses
-  -- them; left out until libcorm sends them untyped.
+  { "moods", { "happy", "ok" } }, { "moods", { "sad", cm.null } },
 }
 if has_cjson then
   cases[#cases + 1] = { "jsb", { a = 1, b = { true, "x" } } }
