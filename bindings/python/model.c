@@ -619,6 +619,20 @@ static PyObject *table_info(TableObject *self, PyObject *arg)
                          (unsigned long)corm_model_column_flags(self->m, (int)idx));
 }
 
+/* copyable(index) -> whether binary COPY can carry the field (its type
+ * is built in, so its exact wire type is known) */
+static PyObject *table_copyable(TableObject *self, PyObject *arg)
+{
+    long idx = PyLong_AsLong(arg);
+    if (idx == -1 && PyErr_Occurred())
+        return NULL;
+    if (idx < 0 || idx >= self->nfields) {
+        PyErr_SetString(PyExc_IndexError, "no such field");
+        return NULL;
+    }
+    return PyBool_FromLong(corm_model_column_oid(self->m, (int)idx) != 0);
+}
+
 static PyObject *table_get_name(TableObject *self, void *c)
 {
     return PyUnicode_FromString(corm_model_table(self->m));
@@ -657,6 +671,97 @@ static PyObject *table_get_cls(TableObject *self, void *c)
     return Py_NewRef(self->cls ? self->cls : Py_None);
 }
 
+typedef struct copy_fill {
+    TableObject *t;
+    int *cols;
+    int n;
+    PyObject *rows;   /* a fast sequence of row sequences */
+    corm_value *vs;
+} copy_fill;
+
+static int copy_fill_rows(void *ud, corm_copy *cp)
+{
+    copy_fill *f = ud;
+    Py_ssize_t nrows = PySequence_Fast_GET_SIZE(f->rows);
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        PyObject *row = PySequence_Fast(PySequence_Fast_GET_ITEM(f->rows, r),
+                                        "each row must be a sequence");
+        if (!row)
+            return -1;
+        if (PySequence_Fast_GET_SIZE(row) != f->n) {
+            Py_DECREF(row);
+            PyErr_Format(PyExc_ValueError, "row %zd has %zd values, expected %d", r,
+                         PySequence_Fast_GET_SIZE(row), f->n);
+            return -1;
+        }
+        valbuf b = {0};
+        int rc = 0;
+        for (int i = 0; rc == 0 && i < f->n; i++)
+            rc = field_value(f->t, f->cols[i], PySequence_Fast_GET_ITEM(row, i), &f->vs[i], &b);
+        corm_error err = CORM_ERROR_INIT;
+        if (rc == 0 && corm_copy_put(cp, f->vs, &err) < 0) {
+            raise_err(f->t->st, &err);
+            rc = -1;
+        }
+        valbuf_free(&b);
+        Py_DECREF(row);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* copy_in(conn, fields, rows) -> future of the row count: rows (sequences
+ * of values for fields, in order) through binary COPY on a lent Conn. */
+static PyObject *table_copy_in(TableObject *self, PyObject *args)
+{
+    PyObject *conn, *fo, *ro;
+    if (!PyArg_ParseTuple(args, "OOO:copy_in", &conn, &fo, &ro))
+        return NULL;
+    copy_fill f = {self, NULL, 0, NULL, NULL};
+    if (int_list(fo, &f.cols, &f.n) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    const char **names = NULL;
+    uint32_t *oids = NULL;
+    if (f.n < 1) {
+        PyErr_SetString(PyExc_ValueError, "copy_in needs at least one field");
+        goto done;
+    }
+    f.rows = PySequence_Fast(ro, "rows must be a sequence");
+    names = PyMem_Calloc((size_t)f.n, sizeof *names);
+    oids = PyMem_Calloc((size_t)f.n, sizeof *oids);
+    f.vs = PyMem_Calloc((size_t)f.n, sizeof *f.vs);
+    if (!f.rows || !names || !oids || !f.vs) {
+        if (f.rows)
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (int i = 0; i < f.n; i++) {
+        if (f.cols[i] < 0 || f.cols[i] >= self->nfields) {
+            PyErr_SetString(PyExc_IndexError, "no such field");
+            goto done;
+        }
+        names[i] = corm_model_column_name(self->m, f.cols[i]);
+        oids[i] = corm_model_column_oid(self->m, f.cols[i]);
+        if (oids[i] == 0) {
+            /* Binary COPY sends each value in its column's exact type;
+             * types known only by name on the server (enums) need insert. */
+            PyErr_Format(PyExc_TypeError, "field %s has no built-in type for COPY", names[i]);
+            goto done;
+        }
+    }
+    result = pycorm_submit_copy(conn, corm_model_schema(self->m), corm_model_table(self->m),
+                                names, oids, f.n, copy_fill_rows, &f);
+done:
+    Py_XDECREF(f.rows);
+    PyMem_Free(names);
+    PyMem_Free(oids);
+    PyMem_Free(f.vs);
+    PyMem_Free(f.cols);
+    return result;
+}
+
 static PyMethodDef table_methods[] = {
     {"add_column", (PyCFunction)(void (*)(void))table_add_column, METH_VARARGS | METH_KEYWORDS,
      NULL},
@@ -666,6 +771,9 @@ static PyMethodDef table_methods[] = {
     {"add_foreign_key", (PyCFunction)table_add_foreign_key, METH_VARARGS, NULL},
     {"add_index", (PyCFunction)table_add_index, METH_VARARGS, NULL},
     {"add_unique", (PyCFunction)table_add_unique, METH_O, NULL},
+    {"copyable", (PyCFunction)table_copyable, METH_O, NULL},
+    {"copy_in", (PyCFunction)table_copy_in, METH_VARARGS,
+     "copy_in(conn, fields, rows) -> future of the row count (binary COPY)"},
     {"bind", (PyCFunction)table_bind, METH_O, NULL},
     {"column", (PyCFunction)table_column, METH_O, "column(index) -> a new Column"},
     {"info", (PyCFunction)table_info, METH_O, "info(index) -> (name, type, flags)"},

@@ -625,6 +625,72 @@ PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject
     return fut;
 }
 
+PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *table,
+                             const char *const *cols, const uint32_t *oids, int n,
+                             int (*fill)(void *ud, corm_copy *cp), void *ud)
+{
+    pycorm_state *st = pycorm_state_of_type(Py_TYPE(target));
+    if (!st)
+        return NULL;
+    if (!Py_IS_TYPE(target, st->ConnType)) {
+        /* COPY suspends pipelining on its connection, so it runs on a lent
+         * one, never on a pool's shared connections. */
+        PyErr_SetString(PyExc_TypeError, "COPY needs a Conn (acquire one from the pool)");
+        return NULL;
+    }
+    PoolObject *self = ((ConnObject *)target)->pool;
+    corm_conn *conn = conn_handle((ConnObject *)target);
+    if (!conn || check_open(self) < 0)
+        return NULL;
+    PyObject *fut = PyObject_CallNoArgs(self->create_future);
+    if (!fut)
+        return NULL;
+    RequestObject *req = request_new(self, fut, REQ_QUERY, PYCORM_EXECUTE);
+    if (!req) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_INCREF(req); /* the engine's, dropped in on_done */
+    corm_error err = CORM_ERROR_INIT;
+    corm_copy *cp = NULL;
+    self->stepping++;
+    int rc = corm_copy_open(&cp, conn, schema, table, cols, oids, n, on_done, req, &err);
+    self->stepping--;
+    if (rc < 0) {
+        Py_DECREF(req);
+        Py_DECREF(req);
+        Py_DECREF(fut);
+        pycorm_raise(st, &err);
+        corm_error_clear(&err);
+        return NULL;
+    }
+    /* Rows are encoded now, in C; a row that does not fit aborts the whole
+     * copy, so nothing is stored and the caller gets the error at once. */
+    int filled = fill(ud, cp);
+    if (filled < 0)
+        corm_copy_abort(cp, "a row could not be encoded", NULL);
+    else
+        corm_copy_end(cp, NULL);
+    corm_copy_free(cp);   /* the engine keeps it until the copy completes */
+    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_add_done_callback, (PyObject *)req);
+    Py_DECREF(req);
+    if (!r) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(r);
+    update_timer(self, 1);
+    if (filled < 0) {
+        /* The error raised here is the one to report; the aborted copy's
+         * own outcome goes to a future nobody awaits. */
+        PyObject *c = PyObject_CallMethod(fut, "cancel", NULL);
+        Py_XDECREF(c);
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
 /* ---- Pool ------------------------------------------------------------------ */
 
 static int get_int(PyObject *kw, const char *name, int dflt, int *out)

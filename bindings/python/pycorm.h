@@ -76,6 +76,12 @@ void pycorm_hold_release(pycorm_hold *h);
 /* One cell as a Python object (new reference), or NULL with an exception. */
 PyObject *pycorm_cell(pycorm_state *st, const corm_result *r, int row, int col);
 
+/* pool.c: COPY ... FROM STDIN (binary) on a lent Conn; fill(ud, cp) puts
+ * the rows (returning -1 with an exception set to abandon the copy). A
+ * future resolved with the number of rows stored. */
+PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *table,
+                             const char *const *cols, const uint32_t *oids, int n,
+                             int (*fill)(void *ud, corm_copy *cp), void *ud);
 /* How a completed result becomes the future's value. */
 enum pycorm_mode {
     PYCORM_FETCH = 0,    /* list of Row */

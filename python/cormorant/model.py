@@ -474,12 +474,25 @@ class Model(_core.ModelBase, metaclass=ModelMeta):
     async def bulk_create(cls: type[M], objs: "list[M]", *, batch_size: int = 1000,
                           db: Optional["Database"] = None) -> "list[M]":
         """Inserts objs with multi-row INSERT … VALUES … RETURNING, batch_size
-        rows a statement, filling each object's server-side fields. (Binary
-        COPY is not in the engine yet.)"""
+        rows a statement, filling each object's server-side fields. For
+        large loads that need nothing back, bulk_insert uses binary COPY."""
         from .query import bulk_insert
 
         await bulk_insert(cls, objs, batch_size, _db(db))
         return objs
+
+    @classmethod
+    async def bulk_insert(cls: type[M], objs: "list[M]", *, copy_threshold: int = 1000,
+                          chunk_size: int = 10000, db: Optional["Database"] = None) -> int:
+        """Stores objs and returns how many rows were stored, reading nothing
+        back (server-side fields such as generated ids stay unset: use
+        bulk_create for those). From copy_threshold objects on, when every
+        object sets the same fields and their types are built in, the rows
+        go through binary COPY, chunk_size rows a COPY; otherwise through
+        multi-row INSERT."""
+        from .query import bulk_insert_rows
+
+        return await bulk_insert_rows(cls, objs, copy_threshold, chunk_size, _db(db))
 
     # -- instances -----------------------------------------------------------
 

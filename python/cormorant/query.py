@@ -621,3 +621,41 @@ async def bulk_insert(model: type[Model], objs: list[Any], batch_size: int,
         await _core.run(target, q, _INTO_LIST, batch)
         for o in batch:
             o._saved()
+
+
+async def bulk_insert_rows(model: type[Model], objs: list[Any], copy_threshold: int,
+                           chunk_size: int, db: "Database") -> int:
+    """Stores objs without reading anything back; the number of rows.
+    Large batches of built-in types go through binary COPY on one
+    connection, chunk_size rows a COPY so memory stays bounded; the rest
+    as multi-row INSERT."""
+    t = table_of(model)
+    if not objs:
+        return 0
+    for o in objs:
+        if type(o) is not model:
+            raise TypeError(f"bulk_insert() of {model.__name__} got a {type(o).__name__}")
+    idx = objs[0]._loaded()
+    same = all(o._loaded() == idx for o in objs)
+    use_copy = (len(objs) >= copy_threshold and same and len(idx) > 0
+                and all(t.copyable(i) for i in idx))
+    target = db._target()
+    if not use_copy:
+        n = 0
+        for start in range(0, len(objs), chunk_size if same else 1000):
+            q = _core.query(_INSERT, t)
+            for o in objs[start:start + (chunk_size if same else 1000)]:
+                i = o._loaded()
+                q.values(i, [o._get(k, None) for k in i])
+            n += await _core.run(target, q, _AFFECTED)
+        return n
+    conn = target if isinstance(target, _core.Conn) else await target.acquire()
+    try:
+        n = 0
+        for start in range(0, len(objs), chunk_size):
+            rows = [[o._get(k, None) for k in idx] for o in objs[start:start + chunk_size]]
+            n += await t.copy_in(conn, idx, rows)
+        return n
+    finally:
+        if conn is not target:
+            conn.release()
