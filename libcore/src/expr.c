@@ -58,6 +58,15 @@ static uint32_t oid_for(const corm_value *v, const corm__type *t)
     }
 }
 
+static const char *kind_name(corm_kind k)
+{
+    static const char *const names[] = {
+        "NULL", "boolean", "integer", "float", "text", "bytes", "numeric", "date", "time",
+        "timetz", "timestamp", "timestamptz", "interval", "uuid", "json", "array", "raw bytes",
+        "array"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "value";
+}
+
 /* Rewrites err's message as "label: message". */
 static int label_err(corm_error *err, int rc, const char *label)
 {
@@ -157,6 +166,17 @@ int corm__param_encode(const corm__alloc *a, const corm_value *v, const corm__ty
         return enum_array_param(a, v, label, out, err);
     corm_value tmp = *v;
     tmp.oid = oid_for(v, t);
+    /* A scalar of a kind the column's type cannot hold (a boolean for a
+     * bigint, a number for an enum) is refused here, named, before
+     * anything is sent, rather than sent in its own type for the server to
+     * refuse or, worse, to convert by assignment. Text is exempt: the
+     * server parses it as the column's type. */
+    if (t && v->oid == 0 && tmp.oid == 0 && t->ndims == 0 &&
+        (t->oid != 0 || t->family == CORM__F_ENUM) && v->kind != CORM_NULL &&
+        v->kind != CORM_TEXT && v->kind != CORM_RAW && v->kind != CORM_ARRAY &&
+        v->kind != CORM_ARRAY_ITEMS)
+        return corm__err(err, CORM_EDATA, "%s: a %s value does not fit type %s",
+                         label ? label : "value", kind_name(v->kind), t->sql);
     corm__buf b = {0};
     uint32_t oid;
     int format;

@@ -741,6 +741,40 @@ TEST(exec_enum_array_values)
     db_close(&d);
 }
 
+/* A value of a kind its column cannot hold is refused when the expression
+ * or row is built, naming the column, before anything is sent. */
+TEST(wrong_kind_refused_before_sending)
+{
+    fx f;
+    fx_init(&f, NULL);
+    corm_error err = CORM_ERROR_INIT;
+    corm_expr *e = NULL;
+    corm_value b = {.kind = CORM_BOOL, .v.b = true};
+    CHECK_ERR(corm_expr_cmp(&e, COL(f.users, f.u_id), CORM_EQ, &b, &err), CORM_EDATA, &err);
+    CHECK_MSG(strstr(err.message, "boolean") && strstr(err.message, "bigint"), "%s", err.message);
+    corm_error_clear(&err);
+    CHECK(e == NULL);
+    corm_value n = VI(3);
+    CHECK_ERR(corm_expr_cmp(&e, COL(f.users, f.u_mood), CORM_EQ, &n, &err), CORM_EDATA, &err);
+    corm_error_clear(&err);
+    corm_query *q = NULL;
+    CHECK_OK(corm_query_insert(&q, f.users, &err), &err);
+    int cols[] = {f.u_name};
+    CHECK_ERR(corm_query_values(q, 1, cols, &n, &err), CORM_EDATA, &err);
+    corm_error_clear(&err);
+    /* Text is parsed by the server as the column's type; NULL fits any
+     * nullable column. */
+    corm_value t = VS("42"), nul = VN();
+    int email[] = {f.u_email};
+    CHECK_OK(corm_expr_cmp(&e, COL(f.users, f.u_id), CORM_EQ, &t, &err), &err);
+    corm_expr_free(e);
+    CHECK_OK(corm_expr_cmp(&e, COL(f.users, f.u_score), CORM_EQ, &n, &err), &err);
+    corm_expr_free(e);
+    CHECK_OK(corm_query_values(q, 1, email, &nul, &err), &err);
+    corm_query_free(q);
+    fx_free(&f);
+}
+
 TEST(exec_upsert)
 {
     db d;
