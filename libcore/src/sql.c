@@ -1522,6 +1522,23 @@ static const char *item_name(const corm__item *it)
     return NULL;
 }
 
+/* Every column of relation r, in order (SELECT r.* written out, so each
+ * result column maps to its field). */
+static void c_all_columns(cctx *x, const scope *sc, const corm__rel *r, bool top)
+{
+    for (int c = 0; c < r->model->ncols; c++) {
+        if (c)
+            P(x, ", ");
+        if (sc->qualify) {
+            rel_qualifier(x, r);
+            P(x, ".");
+        }
+        ID(x, r->model->cols[c].name);
+        if (top)
+            add_outcol(x, r->model, c, r->model->cols[c].name);
+    }
+}
+
 static void c_items(cctx *x, const corm__built *b, const scope *sc, int offset, bool top)
 {
     for (int i = 0; i < b->nitems; i++) {
@@ -1529,18 +1546,7 @@ static void c_items(cctx *x, const corm__built *b, const scope *sc, int offset, 
         if (i)
             P(x, ", ");
         if (it->kind == CORM__ITEM_ALL) {
-            const corm__rel *r = &b->rels[it->rel];
-            for (int c = 0; c < r->model->ncols; c++) {
-                if (c)
-                    P(x, ", ");
-                if (sc->qualify) {
-                    rel_qualifier(x, r);
-                    P(x, ".");
-                }
-                ID(x, r->model->cols[c].name);
-                if (top)
-                    add_outcol(x, r->model, c, r->model->cols[c].name);
-            }
+            c_all_columns(x, sc, &b->rels[it->rel], top);
             continue;
         }
         c_slot(x, &it->s, sc, offset, PREC_NONE);
@@ -1646,18 +1652,7 @@ static void c_select(cctx *x, const corm__built *b, const scope *sc, int offset,
         c_items(x, b, sc, offset, top);
     } else if (b->nrels && b->rels[0].kind == CORM__REL_MODEL) {
         /* Default list: every column of the first model, in order. */
-        const corm__rel *r = &b->rels[0];
-        for (int c = 0; c < r->model->ncols; c++) {
-            if (c)
-                P(x, ", ");
-            if (sc->qualify) {
-                rel_qualifier(x, r);
-                P(x, ".");
-            }
-            ID(x, r->model->cols[c].name);
-            if (top)
-                add_outcol(x, r->model, c, r->model->cols[c].name);
-        }
+        c_all_columns(x, sc, &b->rels[0], top);
     } else if (b->nrels) {
         P(x, "*");
         if (top)
