@@ -1,22 +1,25 @@
 /*
- * Cormorant's C API on the workloads, with what it offers today: the
- * blocking helpers (corm_conn_exec) and corm_result_get per cell into the
- * same structs the floor fills (bench/floor.c). Mapped structs (a model
- * decoding straight into C structs) do not exist yet; when they do, they
- * become a second variant here.
+ * Cormorant's C API on the workloads: mapped structs (a corm_map decoding
+ * every row of a result straight into an array of C structs) for reads and
+ * binary COPY from those structs for W3, against the same columns and
+ * conversions as the floor (bench/floor.c).
  *
- *   W1  corm_conn_exec, then corm_result_get for every cell
- *   W2  one corm_query, parameters cleared and rebound per lookup
- *   W3  multi-row INSERT of 1,000 rows a statement in one transaction
- *       (libcorm has no COPY yet)
- *   W4  two queries, structs grouped by hand
+ *   W1  corm_conn_exec, then corm_result_map_alloc into an array of structs;
+ *       also the older path, corm_result_get per cell, as a second system
+ *   W2  one corm_query, parameters cleared and rebound per lookup, the row
+ *       mapped into a struct
+ *   W3  binary COPY (corm_copy_put_wait per row) from W1's structs
+ *   W4  two queries mapped into bench_user / bench_post, grouped by hand
+ *
+ * Only the workload is on the clock; results are freed after it stops.
+ * Prints JSON lines (see bench_common.h).
  */
 #include "bench_common.h"
 
 #include <corm.h>
 
 #define SYSTEM "Cormorant C"
-#define W3_BATCH 1000
+#define SYSTEM_CELL "Cormorant C (per cell)"
 
 static corm_conn *conn;
 static corm_error err = CORM_ERROR_INIT;
@@ -26,6 +29,88 @@ static void check(int rc, const char *what)
     if (rc < 0)
         die(what, err.message ? err.message : corm_strerror(rc));
 }
+
+/* One bench_rows row as the map fills it. Unlike bench_row, numeric's text
+ * is a pointer (the map makes it in the result's memory, there is no inline
+ * buffer type), and every string keeps its length so W3's COPY needs no
+ * strlen, which the floor pays. */
+typedef struct crow {
+    int64_t id;
+    const char *name;
+    size_t name_len;
+    const char *email;
+    size_t email_len;
+    int32_t age;
+    double score;
+    bool active;
+    int64_t created_at; /* microseconds since 2000-01-01 UTC */
+    const char *balance; /* numeric(12,2) as its decimal text */
+    size_t balance_len;
+    uint8_t uuid[16];
+    const char *tags; /* jsonb text */
+    size_t tags_len;
+} crow;
+
+static const corm_field crow_fields[] = {
+    CORM_FIELD("id", CORM_C_INT64, crow, id),
+    CORM_FIELD_LEN("name", CORM_C_TEXT, crow, name, name_len),
+    CORM_FIELD_LEN("email", CORM_C_TEXT, crow, email, email_len),
+    CORM_FIELD("age", CORM_C_INT32, crow, age),
+    CORM_FIELD("score", CORM_C_DOUBLE, crow, score),
+    CORM_FIELD("active", CORM_C_BOOL, crow, active),
+    CORM_FIELD("created_at", CORM_C_USEC, crow, created_at),
+    CORM_FIELD_LEN("balance", CORM_C_TEXT, crow, balance, balance_len),
+    CORM_FIELD("uuid", CORM_C_UUID, crow, uuid),
+    CORM_FIELD_LEN("tags", CORM_C_TEXT, crow, tags, tags_len),
+};
+
+static const corm_field user_fields[] = {
+    CORM_FIELD("id", CORM_C_INT64, bench_user, id),
+    CORM_FIELD("name", CORM_C_TEXT, bench_user, name),
+    CORM_FIELD("email", CORM_C_TEXT, bench_user, email),
+    CORM_FIELD("created_at", CORM_C_USEC, bench_user, created_at),
+};
+
+static const corm_field post_fields[] = {
+    CORM_FIELD("id", CORM_C_INT64, bench_post, id),
+    CORM_FIELD("user_id", CORM_C_INT64, bench_post, user_id),
+    CORM_FIELD("title", CORM_C_TEXT, bench_post, title),
+    CORM_FIELD("body", CORM_C_TEXT, bench_post, body),
+    CORM_FIELD("created_at", CORM_C_USEC, bench_post, created_at),
+};
+
+static corm_map *new_map(size_t size, const corm_field *fields, size_t n)
+{
+    corm_map *m;
+    check(corm_map_new(&m, size, NULL, &err), "corm_map_new");
+    check(corm_map_add_fields(m, fields, n, &err), "corm_map_add_fields");
+    return m;
+}
+
+#define NEW_MAP(T, fields) new_map(sizeof(T), fields, sizeof fields / sizeof *fields)
+
+static corm_result *exec(corm_query *q)
+{
+    corm_result *res;
+    check(corm_conn_exec(conn, q, &res, &err), "corm_conn_exec");
+    return res;
+}
+
+/* ---- W1, mapped ---- */
+
+/* The rows live in res's memory: freeing res frees them. */
+static crow *w1(corm_query *q, corm_map *map, corm_result **keep, long *n)
+{
+    corm_result *res = exec(q);
+    void *rows;
+    size_t nrows;
+    check(corm_result_map_alloc(res, map, &rows, &nrows, &err), "corm_result_map_alloc");
+    *keep = res;
+    *n = (long)nrows;
+    return rows;
+}
+
+/* ---- W1, per cell (what C users had before mapped structs) ---- */
 
 static void get(const corm_result *r, int row, int col, corm_value *v)
 {
@@ -60,14 +145,7 @@ static void decode_row(const corm_result *res, int r, bench_row *row)
     row->tags_len = v.v.str.len;
 }
 
-static corm_result *exec(corm_query *q)
-{
-    corm_result *res;
-    check(corm_conn_exec(conn, q, &res, &err), "corm_conn_exec");
-    return res;
-}
-
-static bench_row *w1(corm_query *q, corm_result **keep, long *n)
+static bench_row *w1_cells(corm_query *q, corm_result **keep, long *n)
 {
     corm_result *res = exec(q);
     int nrows = corm_result_nrows(res);
@@ -81,134 +159,114 @@ static bench_row *w1(corm_query *q, corm_result **keep, long *n)
     return rows;
 }
 
-static char *insert_sql(int nrows)
+/* ---- W3: binary COPY ---- */
+
+static const char *const copy_cols[] = {"id",     "name",       "email",   "age",  "score",
+                                        "active", "created_at", "balance", "uuid", "tags"};
+/* Binary COPY converts nothing, so each oid is the column's exact type
+ * (email is varchar, tags jsonb). */
+static const uint32_t copy_oids[] = {
+    CORM_OID_INT8,    CORM_OID_TEXT, CORM_OID_VARCHAR,     CORM_OID_INT4,
+    CORM_OID_FLOAT8,  CORM_OID_BOOL, CORM_OID_TIMESTAMPTZ, CORM_OID_NUMERIC,
+    CORM_OID_UUID,    CORM_OID_JSONB,
+};
+
+typedef struct copy_outcome {
+    bool done;
+    int64_t rows;
+    corm_error err;
+} copy_outcome;
+
+static void copy_done(void *ud, corm_result *res, const corm_error *e)
 {
-    size_t cap = 128 + (size_t)nrows * 80;
-    char *s = malloc(cap), *p = s;
-    if (!s)
-        die("out of memory", NULL);
-    p += sprintf(p, "INSERT INTO bench_insert (id, name, email, age, score, active, created_at, "
-                    "balance, uuid, tags) VALUES ");
-    int k = 1;
-    for (int r = 0; r < nrows; r++) {
-        p += sprintf(p, "%s(", r ? ", " : "");
-        for (int c = 0; c < 10; c++, k++)
-            p += sprintf(p, "%s$%d", c ? ", " : "", k);
-        *p++ = ')';
-    }
-    *p = 0;
-    return s;
+    copy_outcome *o = ud;
+    o->done = true;
+    if (e)
+        corm_error_copy(&o->err, e);
+    else
+        o->rows = corm_result_affected(res);
 }
 
-static void bind_row(corm_query *q, const bench_row *r)
+static void w3(const crow *rows, long n)
 {
-    corm_value v;
-    check(corm_query_bind_int64(q, r->id, &err), "bind");
-    check(corm_query_bind_text(q, r->name, -1, &err), "bind");
-    check(corm_query_bind_text(q, r->email, -1, &err), "bind");
-    memset(&v, 0, sizeof v);
-    v.kind = CORM_INT;
-    v.oid = CORM_OID_INT4;
-    v.v.i = r->age;
-    check(corm_query_bind(q, &v, &err), "bind");
-    check(corm_query_bind_double(q, r->score, &err), "bind");
-    check(corm_query_bind_bool(q, r->active, &err), "bind");
-    memset(&v, 0, sizeof v);
-    v.kind = CORM_TIMESTAMPTZ;
-    v.v.i = r->created_at;
-    check(corm_query_bind(q, &v, &err), "bind");
-    memset(&v, 0, sizeof v);
-    v.kind = CORM_NUMERIC;
-    v.v.str.ptr = r->balance;
-    v.v.str.len = strlen(r->balance);
-    check(corm_query_bind(q, &v, &err), "bind");
-    memset(&v, 0, sizeof v);
-    v.kind = CORM_UUID;
-    memcpy(v.v.uuid, r->uuid, 16);
-    check(corm_query_bind(q, &v, &err), "bind");
-    memset(&v, 0, sizeof v);
-    v.kind = CORM_JSON;
-    v.v.str.ptr = r->tags;
-    v.v.str.len = r->tags_len;
-    check(corm_query_bind(q, &v, &err), "bind");
+    copy_outcome out = {false, -1, CORM_ERROR_INIT};
+    corm_copy *cp;
+    check(corm_copy_open(&cp, conn, NULL, "bench_insert", copy_cols, copy_oids, 10, copy_done,
+                         &out, &err),
+          "corm_copy_open");
+    /* Kinds never change between rows: set them once, then only payloads. */
+    corm_value v[10];
+    memset(v, 0, sizeof v);
+    static const corm_kind kinds[10] = {
+        CORM_INT,  CORM_TEXT,        CORM_TEXT,    CORM_INT,  CORM_FLOAT,
+        CORM_BOOL, CORM_TIMESTAMPTZ, CORM_NUMERIC, CORM_UUID, CORM_JSON,
+    };
+    for (int c = 0; c < 10; c++)
+        v[c].kind = kinds[c];
+    int put_rc = CORM_OK;
+    for (long i = 0; i < n && put_rc == CORM_OK; i++) {
+        const crow *r = &rows[i];
+        v[0].v.i = r->id;
+        v[1].v.str.ptr = r->name;
+        v[1].v.str.len = r->name_len;
+        v[2].v.str.ptr = r->email;
+        v[2].v.str.len = r->email_len;
+        v[3].v.i = r->age;
+        v[4].v.f = r->score;
+        v[5].v.b = r->active;
+        v[6].v.i = r->created_at;
+        v[7].v.str.ptr = r->balance;
+        v[7].v.str.len = r->balance_len;
+        memcpy(v[8].v.uuid, r->uuid, 16);
+        v[9].v.str.ptr = r->tags;
+        v[9].v.str.len = r->tags_len;
+        /* A refused copy fails every later put; the server's reason only
+         * reaches copy_done, once the copy has ended. */
+        put_rc = corm_copy_put_wait(cp, v, &err);
+    }
+    check(corm_copy_end_wait(cp, &err), "corm_copy_end_wait");
+    corm_copy_free(cp);
+    if (!out.done || out.err.code)
+        die("W3 COPY", out.err.message ? out.err.message : "no outcome");
+    check(put_rc, "corm_copy_put_wait");
+    if (out.rows != n)
+        die("W3", "wrong COPY count");
 }
 
-static void w3(const bench_row *rows, long n, corm_query *full, const char *full_sql)
-{
-    check(corm_conn_exec_sql(conn, "BEGIN", NULL, &err), "BEGIN");
-    for (long k = 0; k < n; k += W3_BATCH) {
-        long m = n - k < W3_BATCH ? n - k : W3_BATCH;
-        corm_query *q = full;
-        char *sql = NULL;
-        if (m != W3_BATCH) {
-            sql = insert_sql((int)m);
-            check(corm_query_sql(&q, sql, &err), "corm_query_sql");
-        }
-        corm_query_clear_params(q);
-        for (long i = 0; i < m; i++)
-            bind_row(q, &rows[k + i]);
-        corm_result *res = exec(q);
-        if (corm_result_affected(res) != m)
-            die("W3", "wrong insert count");
-        corm_result_free(res);
-        if (q != full) {
-            corm_query_free(q);
-            free(sql);
-        }
-    }
-    check(corm_conn_exec_sql(conn, "COMMIT", NULL, &err), "COMMIT");
-    (void)full_sql;
-}
+/* ---- W4 ---- */
 
 typedef struct w4_out {
     corm_result *ures, *pres;
-    bench_user *users;
+    bench_user *users; /* both arrays live in their result's memory */
     bench_post *posts;
     long nusers, nposts, attached;
 } w4_out;
 
-static void w4(corm_query *uq, corm_query *pq, long nusers, w4_out *o)
+static void w4(corm_query *uq, corm_query *pq, corm_map *umap, corm_map *pmap, long nusers,
+               w4_out *o)
 {
-    corm_value v;
+    void *p;
+    size_t n;
     corm_query_clear_params(uq);
     check(corm_query_bind_int64(uq, nusers, &err), "bind");
     o->ures = exec(uq);
-    o->nusers = corm_result_nrows(o->ures);
-    o->users = calloc((size_t)(o->nusers ? o->nusers : 1), sizeof *o->users);
-    for (int i = 0; i < (int)o->nusers; i++) {
-        get(o->ures, i, 0, &v);
-        o->users[i].id = v.v.i;
-        get(o->ures, i, 1, &v);
-        o->users[i].name = v.v.str.ptr;
-        get(o->ures, i, 2, &v);
-        o->users[i].email = v.v.str.ptr;
-        get(o->ures, i, 3, &v);
-        o->users[i].created_at = v.v.i;
-    }
+    /* map_alloc zeroes the array, so posts/nposts start empty for grouping */
+    check(corm_result_map_alloc(o->ures, umap, &p, &n, &err), "corm_result_map_alloc");
+    o->users = p;
+    o->nusers = (long)n;
     char *ids = id_array_text(o->users, o->nusers);
-    corm_query_clear_params(pq);
+    corm_value v;
     memset(&v, 0, sizeof v);
     v.kind = CORM_TEXT; /* untyped text: the server reads it as int8[] */
     v.v.str.ptr = ids;
     v.v.str.len = strlen(ids);
+    corm_query_clear_params(pq);
     check(corm_query_bind(pq, &v, &err), "bind");
     o->pres = exec(pq);
     free(ids);
-    o->nposts = corm_result_nrows(o->pres);
-    o->posts = calloc((size_t)(o->nposts ? o->nposts : 1), sizeof *o->posts);
-    for (int i = 0; i < (int)o->nposts; i++) {
-        bench_post *p = &o->posts[i];
-        get(o->pres, i, 0, &v);
-        p->id = v.v.i;
-        get(o->pres, i, 1, &v);
-        p->user_id = v.v.i;
-        get(o->pres, i, 2, &v);
-        p->title = v.v.str.ptr;
-        get(o->pres, i, 3, &v);
-        p->body = v.v.str.ptr;
-        get(o->pres, i, 4, &v);
-        p->created_at = v.v.i;
-    }
+    check(corm_result_map_alloc(o->pres, pmap, &p, &n, &err), "corm_result_map_alloc");
+    o->posts = p;
+    o->nposts = (long)n;
     o->attached = group_posts(o->users, o->nusers, o->posts, o->nposts);
 }
 
@@ -218,17 +276,20 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &a);
     check(corm_conn_connect(&conn, a.url, NULL, &err), "corm_conn_connect");
     int total = (int)(a.warmup + a.runs);
-    double times[MAX_RUNS];
+    double times[MAX_RUNS] = {0};
+    /* Same conversions as the floor, so the same note. */
     char note[128];
-    snprintf(note, sizeof note, "libcorm %s; per-cell corm_result_get (no mapped structs yet)",
-             corm_version());
+    snprintf(note, sizeof note, "libcorm %s; numeric to text, jsonb left as text", corm_version());
 
+    corm_map *rmap = NEW_MAP(crow, crow_fields);
     corm_query *q1;
     check(corm_query_sql(&q1, W1_SQL, &err), "corm_query_sql");
+    /* W1's rows are also W3's source. */
     corm_result *src_res;
     long nsrc;
-    bench_row *src = w1(q1, &src_res, &nsrc);
-    if (nsrc != a.rows || src[0].id != 1 || strlen(src[0].name) != 20)
+    crow *src = w1(q1, rmap, &src_res, &nsrc);
+    if (nsrc != a.rows || src[0].id != 1 || src[0].name_len != 20 || src[0].email_len != 24 ||
+        strlen(src[0].name) != 20)
         die("W1", "wrong rows");
 
     if (wants(&a, "W1")) {
@@ -236,7 +297,22 @@ int main(int argc, char **argv)
             corm_result *res;
             long n;
             double t0 = now_s();
-            bench_row *rows = w1(q1, &res, &n);
+            w1(q1, rmap, &res, &n);
+            double dt = now_s() - t0;
+            if (n != a.rows)
+                die("W1", "wrong row count");
+            if (i >= a.warmup)
+                times[i - a.warmup] = dt;
+            corm_result_free(res);
+        }
+        emit(SYSTEM, "W1", "corm_conn_exec + corm_result_map_alloc (mapped structs)", times,
+             (int)a.runs, a.rows, note);
+
+        for (int i = 0; i < total; i++) {
+            corm_result *res;
+            long n;
+            double t0 = now_s();
+            bench_row *rows = w1_cells(q1, &res, &n);
             double dt = now_s() - t0;
             if (n != a.rows)
                 die("W1", "wrong row count");
@@ -245,7 +321,7 @@ int main(int argc, char **argv)
             free(rows);
             corm_result_free(res);
         }
-        emit(SYSTEM, "W1", "corm_conn_exec + corm_result_get per cell", times, (int)a.runs,
+        emit(SYSTEM_CELL, "W1", "corm_conn_exec + corm_result_get per cell", times, (int)a.runs,
              a.rows, note);
     }
 
@@ -260,11 +336,11 @@ int main(int argc, char **argv)
                 corm_query_clear_params(q);
                 check(corm_query_bind_int64(q, id, &err), "bind");
                 corm_result *res = exec(q);
-                if (corm_result_nrows(res) == 1) {
-                    bench_row row;
-                    decode_row(res, 0, &row);
+                crow row;
+                size_t got;
+                check(corm_result_map(res, rmap, &row, 1, 0, &got, &err), "corm_result_map");
+                if (got == 1)
                     found += row.id == id;
-                }
                 corm_result_free(res);
             }
             double dt = now_s() - t0;
@@ -274,23 +350,19 @@ int main(int argc, char **argv)
                 times[i - a.warmup] = dt;
         }
         corm_query_free(q);
-        emit(SYSTEM, "W2", "corm_conn_exec, sequential", times, (int)a.runs, a.lookups, "");
+        emit(SYSTEM, "W2", "corm_conn_exec + corm_result_map, sequential", times, (int)a.runs,
+             a.lookups, "");
     }
 
     if (wants(&a, "W3")) {
-        char *sql = insert_sql(W3_BATCH);
-        corm_query *q;
-        check(corm_query_sql(&q, sql, &err), "corm_query_sql");
         for (int i = 0; i < total; i++) {
             check(corm_conn_exec_sql(conn, "TRUNCATE bench_insert", NULL, &err), "TRUNCATE");
             double t0 = now_s();
-            w3(src, nsrc, q, sql);
+            w3(src, nsrc);
             double dt = now_s() - t0;
             if (i >= a.warmup)
                 times[i - a.warmup] = dt;
         }
-        corm_query_free(q);
-        free(sql);
         corm_result *res;
         int64_t n;
         check(corm_conn_exec_sql(conn, "SELECT count(*) FROM bench_insert", &res, &err), "count");
@@ -298,21 +370,23 @@ int main(int argc, char **argv)
         corm_result_free(res);
         if (n != a.rows)
             die("W3", "wrong row count in bench_insert");
-        emit(SYSTEM, "W3", "multi-row INSERT, 1,000 rows a statement", times, (int)a.runs,
-             a.rows, "no COPY in libcorm yet");
+        emit(SYSTEM, "W3", "binary COPY from structs (corm_copy_put_wait)", times, (int)a.runs,
+             a.rows, "");
     }
-    free(src);
     corm_result_free(src_res);
     corm_query_free(q1);
+    corm_map_free(rmap);
 
     if (wants(&a, "W4")) {
         corm_query *uq, *pq;
         check(corm_query_sql(&uq, W4_USERS_SQL, &err), "corm_query_sql");
         check(corm_query_sql(&pq, W4_POSTS_SQL, &err), "corm_query_sql");
+        corm_map *umap = NEW_MAP(bench_user, user_fields);
+        corm_map *pmap = NEW_MAP(bench_post, post_fields);
         for (int i = 0; i < total; i++) {
             w4_out o;
             double t0 = now_s();
-            w4(uq, pq, a.w4_users, &o);
+            w4(uq, pq, umap, pmap, a.w4_users, &o);
             double dt = now_s() - t0;
             if (o.nusers != a.w4_users || o.nposts != 10 * a.w4_users ||
                 o.attached != o.nposts)
@@ -321,12 +395,12 @@ int main(int argc, char **argv)
                 times[i - a.warmup] = dt;
             corm_result_free(o.ures);
             corm_result_free(o.pres);
-            free(o.users);
-            free(o.posts);
         }
+        corm_map_free(umap);
+        corm_map_free(pmap);
         corm_query_free(uq);
         corm_query_free(pq);
-        emit(SYSTEM, "W4", "two queries, structs grouped by hand", times, (int)a.runs,
+        emit(SYSTEM, "W4", "two queries, mapped structs grouped by hand", times, (int)a.runs,
              11 * a.w4_users, "int8[] parameter sent as untyped text");
     }
     corm_conn_close(conn);
