@@ -59,6 +59,42 @@ static PyObject *import_attr(const char *mod, const char *attr)
     return a;
 }
 
+/* A slot of `cls` that can be set directly (a member descriptor), or NULL. */
+static PyObject *settable_slot(PyObject *cls, const char *name)
+{
+    PyObject *d = PyDict_GetItemString(((PyTypeObject *)cls)->tp_dict, name);
+    if (!d || !Py_TYPE(d)->tp_descr_set || !PyObject_TypeCheck(d, &PyMemberDescr_Type))
+        return NULL;
+    return Py_NewRef(d);
+}
+
+/* UUID(bytes=...) runs UUID.__init__ in Python: about a microsecond a
+ * value, the dearest step of a row. A UUID is two slots (int, is_safe),
+ * so results fill them directly; where this Python's uuid module is not
+ * shaped so, the constructor is kept. */
+static int fast_uuid_init(pycorm_state *st)
+{
+    PyTypeObject *tp = (PyTypeObject *)st->UUID;
+    if (!PyType_Check(st->UUID) || tp->tp_new != PyBaseObject_Type.tp_new)
+        return 0;
+    PyObject *safe = import_attr("uuid", "SafeUUID");
+    if (!safe) {
+        PyErr_Clear();
+        return 0;
+    }
+    st->uuid_safe_unknown = PyObject_GetAttrString(safe, "unknown");
+    Py_DECREF(safe);
+    st->uuid_int_slot = settable_slot(st->UUID, "int");
+    st->uuid_safe_slot = settable_slot(st->UUID, "is_safe");
+    if (!st->uuid_safe_unknown || !st->uuid_int_slot || !st->uuid_safe_slot) {
+        PyErr_Clear();
+        Py_CLEAR(st->uuid_safe_unknown);
+        Py_CLEAR(st->uuid_int_slot);
+        Py_CLEAR(st->uuid_safe_slot);
+    }
+    return 0;
+}
+
 int pycorm_convert_init(PyObject *module, pycorm_state *st)
 {
     (void)PyDateTimeAPI; /* datetime.h's static; we keep the API in module state */
@@ -82,6 +118,8 @@ int pycorm_convert_init(PyObject *module, pycorm_state *st)
         !(st->UUID = import_attr("uuid", "UUID")) ||
         !(st->json_loads = import_attr("json", "loads")) ||
         !(st->json_dumps = import_attr("json", "dumps")))
+        return -1;
+    if (fast_uuid_init(st) < 0)
         return -1;
     return 0;
 }
@@ -414,6 +452,232 @@ static PyObject *array_to_py(pycorm_state *st, const corm_value *v)
 }
 #endif
 
+static PyObject *make_uuid(pycorm_state *st, const uint8_t bytes[16])
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *n = PyLong_FromUnsignedNativeBytes(
+        bytes, 16, Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER);
+#else
+    PyObject *n = _PyLong_FromByteArray(bytes, 16, 0, 0);
+#endif
+    if (!n)
+        return NULL;
+    PyTypeObject *tp = (PyTypeObject *)st->UUID;
+    PyObject *u = tp->tp_alloc(tp, 0);
+    if (!u || Py_TYPE(st->uuid_int_slot)->tp_descr_set(st->uuid_int_slot, u, n) < 0 ||
+        Py_TYPE(st->uuid_safe_slot)->tp_descr_set(st->uuid_safe_slot, u,
+                                                   st->uuid_safe_unknown) < 0) {
+        Py_XDECREF(u);
+        Py_DECREF(n);
+        return NULL;
+    }
+    Py_DECREF(n);
+    return u;
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+/* Builds Python values from the engine's JSON reader (corm_json_parse):
+ * one pass, no json.loads call per value. Containers are attached to
+ * their parent when opened; the stack holds borrowed pointers. */
+typedef struct jbuild {
+    pycorm_state *st;
+    PyObject *root;
+    PyObject **stack;       /* open containers (borrowed) */
+    PyObject **keys;        /* the key waiting for its value, per level */
+    int depth, cap;
+    PyObject *inline_stack[16], *inline_keys[16];
+} jbuild;
+
+static int jb_add(jbuild *b, PyObject *v)
+{
+    if (!v)
+        return -1;
+    if (b->depth == 0) {
+        b->root = v;
+        return 0;
+    }
+    PyObject *top = b->stack[b->depth - 1];
+    int rc;
+    if (PyList_CheckExact(top)) {
+        rc = PyList_Append(top, v);
+    } else {
+        rc = PyDict_SetItem(top, b->keys[b->depth - 1], v);
+        Py_CLEAR(b->keys[b->depth - 1]);
+    }
+    Py_DECREF(v);
+    return rc;
+}
+
+static int jb_open(jbuild *b, PyObject *c)
+{
+    if (!c)
+        return -1;
+    if (b->depth == b->cap) {
+        int cap = b->cap * 2;
+        PyObject **s = PyMem_Malloc((size_t)cap * sizeof *s);
+        PyObject **k = PyMem_Malloc((size_t)cap * sizeof *k);
+        if (!s || !k) {
+            PyMem_Free(s);
+            PyMem_Free(k);
+            Py_DECREF(c);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(s, b->stack, (size_t)b->depth * sizeof *s);
+        memcpy(k, b->keys, (size_t)b->depth * sizeof *k);
+        if (b->stack != b->inline_stack) {
+            PyMem_Free(b->stack);
+            PyMem_Free(b->keys);
+        }
+        b->stack = s;
+        b->keys = k;
+        b->cap = cap;
+    }
+    Py_INCREF(c);   /* jb_add gives one reference to the parent */
+    if (jb_add(b, c) < 0) {
+        Py_DECREF(c);
+        return -1;
+    }
+    b->keys[b->depth] = NULL;
+    b->stack[b->depth++] = c;
+    Py_DECREF(c);   /* the parent (or root) owns it now */
+    return 0;
+}
+
+static int jb_close(void *ud)
+{
+    jbuild *b = ud;
+    b->depth--;
+    return 0;
+}
+
+static int jb_null(void *ud)
+{
+    return jb_add(ud, Py_NewRef(Py_None));
+}
+
+static int jb_bool(void *ud, int v)
+{
+    return jb_add(ud, PyBool_FromLong(v));
+}
+
+static int jb_number(void *ud, const char *text, size_t len, int integer)
+{
+    jbuild *b = ud;
+    if (integer && len <= 18) {
+        /* Fits an int64 by its length: no text round trip. */
+        const char *p = text;
+        bool neg = *p == '-';
+        long long n = 0;
+        for (p += neg; p < text + len; p++)
+            n = n * 10 + (*p - '0');
+        return jb_add(b, PyLong_FromLongLong(neg ? -n : n));
+    }
+    char small[64];
+    char *buf = len < sizeof small ? small : PyMem_Malloc(len + 1);
+    if (!buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    PyObject *v;
+    if (integer) {
+        v = PyLong_FromString(buf, NULL, 10);
+    } else {
+        double d = PyOS_string_to_double(buf, NULL, NULL);
+        v = d == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(d);
+    }
+    if (buf != small)
+        PyMem_Free(buf);
+    return jb_add(b, v);
+}
+
+static int jb_string(void *ud, const char *s, size_t n)
+{
+    return jb_add(ud, PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, NULL));
+}
+
+/* Object keys repeat from row to row ("id", "name", ...): short ASCII keys
+ * come from a small cache in the module state instead of a new str each. */
+static PyObject *key_object(pycorm_state *st, const char *s, size_t n)
+{
+    if (n == 0 || n > 32)
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, NULL);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] >= 0x80)
+            return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, NULL);
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    }
+    PyObject **slot = &st->json_keys[h % PYCORM_JSON_KEYS];
+    PyObject *k = *slot;
+    if (k && PyUnicode_GET_LENGTH(k) == (Py_ssize_t)n && !memcmp(PyUnicode_DATA(k), s, n))
+        return Py_NewRef(k);
+    k = PyUnicode_FromStringAndSize(s, (Py_ssize_t)n);
+    if (!k)
+        return NULL;
+    Py_XSETREF(*slot, Py_NewRef(k));
+    return k;
+}
+
+static int jb_key(void *ud, const char *s, size_t n)
+{
+    jbuild *b = ud;
+    PyObject *k = key_object(b->st, s, n);
+    if (!k)
+        return -1;
+    Py_XSETREF(b->keys[b->depth - 1], k);
+    return 0;
+}
+
+static int jb_begin_array(void *ud)
+{
+    return jb_open(ud, PyList_New(0));
+}
+
+static int jb_begin_object(void *ud)
+{
+    return jb_open(ud, PyDict_New());
+}
+
+static const corm_json_sink json_builder = {
+    jb_null, jb_bool, jb_number, jb_string, jb_begin_array, jb_close, jb_begin_object,
+    jb_key, jb_close,
+};
+
+/* JSON text to Python values. What the engine's strict reader refuses
+ * (a lone surrogate escape in json, say) goes to json.loads, so values and
+ * error messages stay exactly json.loads's. */
+static PyObject *json_to_py(pycorm_state *st, const char *text, size_t len)
+{
+    jbuild b;
+    b.st = st;
+    b.root = NULL;
+    b.depth = 0;
+    b.cap = (int)(sizeof b.inline_stack / sizeof b.inline_stack[0]);
+    b.stack = b.inline_stack;
+    b.keys = b.inline_keys;
+    int rc = corm_json_parse(text, len, &json_builder, &b, NULL);
+    for (int i = 0; i < b.depth; i++)
+        Py_XDECREF(b.keys[i]);
+    if (b.stack != b.inline_stack) {
+        PyMem_Free(b.stack);
+        PyMem_Free(b.keys);
+    }
+    if (rc == CORM_OK)
+        return b.root;
+    Py_XDECREF(b.root);
+    PyErr_Clear();
+    PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, NULL);
+    if (!s)
+        return NULL;
+    PyObject *v = PyObject_CallOneArg(st->json_loads, s);
+    Py_DECREF(s);
+    return v;
+}
+
 static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
 {
     PyDateTime_CAPI *api = DT(st);
@@ -469,6 +733,8 @@ static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
                                     (int)(usec % USEC_PER_SEC), 1, api->DeltaType);
     }
     case CORM_UUID: {
+        if (st->uuid_int_slot)
+            return make_uuid(st, v->v.uuid);
         PyObject *b = PyBytes_FromStringAndSize((const char *)v->v.uuid, 16);
         if (!b)
             return NULL;
@@ -483,14 +749,8 @@ static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
         Py_DECREF(b);
         return u;
     }
-    case CORM_JSON: {
-        PyObject *s = PyUnicode_DecodeUTF8(v->v.str.ptr, (Py_ssize_t)v->v.str.len, NULL);
-        if (!s)
-            return NULL;
-        PyObject *j = PyObject_CallOneArg(st->json_loads, s);
-        Py_DECREF(s);
-        return j;
-    }
+    case CORM_JSON:
+        return json_to_py(st, v->v.str.ptr, v->v.str.len);
     case CORM_ARRAY:
 #ifdef CORM_ARRAY_MAXDIM
         return array_to_py(st, v);

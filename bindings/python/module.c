@@ -297,6 +297,11 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->Decimal);
     Py_VISIT(st->UUID);
     Py_VISIT(st->json_loads);
+    for (int i = 0; i < PYCORM_JSON_KEYS; i++)
+        Py_VISIT(st->json_keys[i]);
+    Py_VISIT(st->uuid_int_slot);
+    Py_VISIT(st->uuid_safe_slot);
+    Py_VISIT(st->uuid_safe_unknown);
     Py_VISIT(st->json_dumps);
     Py_VISIT(st->get_running_loop);
     return pycorm_model_traverse(st, visit, arg);
@@ -323,6 +328,11 @@ static int mod_clear(PyObject *m)
     Py_CLEAR(st->Decimal);
     Py_CLEAR(st->UUID);
     Py_CLEAR(st->json_loads);
+    for (int i = 0; i < PYCORM_JSON_KEYS; i++)
+        Py_CLEAR(st->json_keys[i]);
+    Py_CLEAR(st->uuid_int_slot);
+    Py_CLEAR(st->uuid_safe_slot);
+    Py_CLEAR(st->uuid_safe_unknown);
     Py_CLEAR(st->json_dumps);
     Py_CLEAR(st->get_running_loop);
     pycorm_model_clear(st);

@@ -15,6 +15,8 @@
 #define PYCORM_NCODES (-(CORM__ELAST) - 1)
 
 /* Everything the module keeps: no static PyObject * anywhere. */
+#define PYCORM_JSON_KEYS 64
+
 typedef struct pycorm_state {
     PyTypeObject *PoolType;
     PyTypeObject *ConnType;
@@ -33,7 +35,12 @@ typedef struct pycorm_state {
     PyObject *datetime_max, *datetime_min;
     PyObject *Decimal;                  /* decimal.Decimal */
     PyObject *UUID;                     /* uuid.UUID */
+    /* Making a UUID without running UUID.__init__ (convert.c): its slot
+     * descriptors and SafeUUID.unknown; NULL when this Python's uuid module
+     * does not look as expected (the constructor is called then). */
+    PyObject *uuid_int_slot, *uuid_safe_slot, *uuid_safe_unknown;
     PyObject *json_loads, *json_dumps;
+    PyObject *json_keys[PYCORM_JSON_KEYS]; /* recent JSON object keys (convert.c) */
     PyObject *get_running_loop;         /* asyncio.get_running_loop */
     /* Interned names. */
     PyObject *s_create_future, *s_add_reader, *s_remove_reader, *s_add_writer,

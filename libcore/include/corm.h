@@ -378,6 +378,41 @@ CORM_API int corm_array_next(corm_array *a, corm_value *out, corm_error *err);
 CORM_API int corm_array_get(corm_array *a, size_t i, corm_value *out, corm_error *err);
 
 /*
+ * JSON text (CORM_JSON values: json, and jsonb after its version byte) read
+ * in one pass and reported to a sink, from which a front end builds its
+ * own values (Python dicts, Lua tables) without an intermediate tree.
+ *
+ * Every callback returns 0 to go on; a negative value stops the parse and
+ * corm_json_parse returns it unchanged (err untouched), so a sink can
+ * report its own failure. Strings and keys are unescaped UTF-8 (\u0000
+ * gives a NUL byte; surrogate pairs are joined), valid for the call only;
+ * numbers are their JSON text, with integer set when it has neither
+ * fraction nor exponent (the front end chooses the host type and range).
+ */
+#define CORM_JSON_MAX_DEPTH 1000
+typedef struct corm_json_sink {
+    int (*null)(void *ud);
+    int (*boolean)(void *ud, int value);
+    int (*number)(void *ud, const char *text, size_t len, int integer);
+    int (*string)(void *ud, const char *s, size_t len);
+    int (*begin_array)(void *ud);
+    int (*end_array)(void *ud);
+    int (*begin_object)(void *ud);
+    int (*key)(void *ud, const char *s, size_t len); /* then the member's value */
+    int (*end_object)(void *ud);
+} corm_json_sink;
+
+/*
+ * Reads one JSON value (RFC 8259, strictly: no NaN, no comments, no
+ * trailing commas; surrounding whitespace allowed). CORM_OK; CORM_EDATA
+ * naming the offset for malformed text, a lone surrogate escape or nesting
+ * deeper than CORM_JSON_MAX_DEPTH; CORM_ENOMEM; a callback's own negative
+ * value. Callbacks may already have run when it fails.
+ */
+CORM_API int corm_json_parse(const char *text, size_t len, const corm_json_sink *sink,
+                             void *ud, corm_error *err);
+
+/*
  * A calendar date and time of day, for C users converting CORM_DATE,
  * CORM_TIMESTAMP and CORM_TIMESTAMPTZ (the latter is UTC). The calendar is
  * proleptic Gregorian, as PostgreSQL's; years are astronomical: 0 is 1 BC,

@@ -22,7 +22,8 @@ import cormtest
 
 ROOT = cormtest.ROOT
 FUZZ = ROOT / "tests" / "fuzz"
-SOURCES = ["alloc.c", "error.c", "codec.c", "codec_array.c", "codec_numeric.c", "codec_time.c"]
+SOURCES = ["alloc.c", "error.c", "codec.c", "codec_array.c", "codec_numeric.c", "codec_time.c",
+           "json.c"]
 SECONDS = int(os.environ.get("CORM_FUZZ_SECONDS", "30"))
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",

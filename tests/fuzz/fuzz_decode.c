@@ -6,16 +6,19 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcore/include \
  *       -Ilibcore/src -I$(pg_config --includedir) tests/fuzz/fuzz_decode.c \
- *       libcore/src/{alloc,error,codec,codec_array,codec_numeric,codec_time}.c -lpq -lm
+ *       libcore/src/{alloc,error,codec,codec_array,codec_numeric,codec_time,json}.c -lpq -lm
  *
  * Input: byte 0 picks the type (an index into oids[] below; 0xff: the oid
- * is the next 4 bytes, big-endian), byte 1 the mode (% 3), the rest is the
+ * is the next 4 bytes, big-endian), byte 1 the mode (% 4), the rest is the
  * payload:
  *   mode 0  decode the payload as that type; walk arrays (nested ones too);
  *           encode what decoded and check it decodes to the same value;
  *           dates and timestamps through the calendar and back
  *   mode 1  the payload as numeric text: parse, print, parse again; the two
  *           parses must give the same bytes
+ *   mode 3  the payload as JSON text (corm_json_parse): events must nest
+ *           properly; what parsed is written out as JSON again, which must
+ *           parse to the same text once more
  *   mode 2  decode an array, rebuild it from its items as CORM_ARRAY_ITEMS
  *           with the same shape, and check every item survives
  * tests/fuzz/make_corpus.py writes seeds in this layout; keep oids[] in step
@@ -284,6 +287,129 @@ static void mode_rebuild(uint32_t oid, const char *p, size_t n, corm__arena *ar)
     corm__buf_free(&b, &a);
 }
 
+/* ---- mode 3: JSON -------------------------------------------------------- */
+
+/* Writes what the reader reports back out as JSON; tracks nesting. */
+typedef struct jout {
+    char *buf;
+    size_t len, cap;
+    int depth;
+    bool need_comma[CORM_JSON_MAX_DEPTH + 1];
+    bool after_key;
+} jout;
+
+static void jput(jout *o, const char *s, size_t n)
+{
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = (o->cap + n + 1) * 2;
+        char *b = realloc(o->buf, cap);
+        PROPERTY(b != NULL);
+        o->buf = b;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    o->buf[o->len] = 0;
+}
+
+/* A separator before a value (not after a key). */
+static void jsep(jout *o)
+{
+    if (o->after_key) {
+        o->after_key = false;
+        return;
+    }
+    if (o->need_comma[o->depth])
+        jput(o, ",", 1);
+    o->need_comma[o->depth] = true;
+}
+
+static void jstr(jout *o, const char *s, size_t n)
+{
+    jput(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[8];
+        if (ch < 0x20 || ch == '"' || ch == '\\') {
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+            jput(o, esc, 6);
+        } else {
+            jput(o, (const char *)&s[i], 1);
+        }
+    }
+    jput(o, "\"", 1);
+}
+
+static int j_null(void *ud) { jsep(ud); jput(ud, "null", 4); return 0; }
+static int j_bool(void *ud, int v) { jsep(ud); jput(ud, v ? "true" : "false", v ? 4 : 5); return 0; }
+static int j_number(void *ud, const char *t, size_t n, int integer)
+{
+    PROPERTY(n > 0);
+    for (size_t i = 0; i < n; i++)
+        PROPERTY(integer ? (t[i] == '-' || (t[i] >= '0' && t[i] <= '9')) : t[i] != ' ');
+    jsep(ud);
+    jput(ud, t, n);
+    return 0;
+}
+static int j_string(void *ud, const char *s, size_t n) { jsep(ud); jstr(ud, s, n); return 0; }
+static int j_open(jout *o, const char *c)
+{
+    jsep(o);
+    jput(o, c, 1);
+    PROPERTY(o->depth < CORM_JSON_MAX_DEPTH);
+    o->need_comma[++o->depth] = false;
+    return 0;
+}
+static int j_close(jout *o, const char *c)
+{
+    PROPERTY(o->depth > 0 && !o->after_key);
+    o->depth--;
+    jput(o, c, 1);
+    return 0;
+}
+static int j_begin_array(void *ud) { return j_open(ud, "["); }
+static int j_end_array(void *ud) { return j_close(ud, "]"); }
+static int j_begin_object(void *ud) { return j_open(ud, "{"); }
+static int j_end_object(void *ud) { return j_close(ud, "}"); }
+static int j_key(void *ud, const char *s, size_t n)
+{
+    jout *o = ud;
+    PROPERTY(o->depth > 0 && !o->after_key);
+    jsep(o);
+    jstr(o, s, n);
+    jput(o, ":", 1);
+    o->after_key = true;
+    return 0;
+}
+
+static const corm_json_sink jwriter = {
+    j_null, j_bool, j_number, j_string, j_begin_array, j_end_array, j_begin_object, j_key,
+    j_end_object,
+};
+
+static void mode_json(const char *p, size_t n)
+{
+    jout *o = calloc(1, sizeof *o);
+    PROPERTY(o != NULL);
+    corm_error err = CORM_ERROR_INIT;
+    int rc = corm_json_parse(p, n, &jwriter, o, &err);
+    PROPERTY(rc == CORM_OK || rc == CORM_EDATA);
+    PROPERTY((rc == CORM_OK) == (err.code == 0));
+    if (rc == CORM_OK) {
+        PROPERTY(o->depth == 0 && !o->after_key && o->len > 0);
+        /* What it read, written out, reads the same. */
+        jout *again = calloc(1, sizeof *again);
+        PROPERTY(again != NULL);
+        PROPERTY(corm_json_parse(o->buf, o->len, &jwriter, again, &err) == CORM_OK);
+        PROPERTY(again->len == o->len && memcmp(again->buf, o->buf, o->len) == 0);
+        free(again->buf);
+        free(again);
+    }
+    corm_error_clear(&err);
+    free(o->buf);
+    free(o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -301,7 +427,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         oid = oids[data[0] % NOIDS];
     }
-    int mode = data[1] % 3;
+    int mode = data[1] % 4;
     /* A copy of exactly the payload's size, so reading one byte past it is
      * a heap overflow the sanitizer reports. */
     size_t n = size - off;
@@ -319,6 +445,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 1:
         mode_numeric_text(p, n, &ar);
+        break;
+    case 3:
+        mode_json(p, n);
         break;
     default:
         mode_rebuild(oid, p, n, &ar);

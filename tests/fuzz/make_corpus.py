@@ -22,7 +22,7 @@ TYPES = [
     "date[]", "time[]", "timestamptz[]", "interval[]", "numeric[]", "timetz[]", "uuid[]",
     "jsonb[]", "inet", "point", "enum",
 ]
-DECODE, NUMERIC_TEXT, REBUILD = 0, 1, 2
+DECODE, NUMERIC_TEXT, REBUILD, JSON_TEXT = 0, 1, 2, 3
 
 
 def arr(elem_oid, dims, items, lbounds=None):
@@ -102,6 +102,21 @@ TEXT_SEEDS = {
 }
 
 
+# JSON text for the reader (mode 3): what jsonb's output looks like, and
+# the corners of the grammar.
+JSON_SEEDS = {
+    "object": b'{"b": false, "n": 1, "s": "tag1"}',
+    "nested": b'{"a": [1, {"b": null}, [[], {}]], "c": "x"}',
+    "numbers": b'[0, -1, 1.5, -0.25e-10, 1E+300, 123456789012345678901234567890]',
+    "escapes": b'"q\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00"',
+    "utf8": '"\u00e9t\u00e9 \u2603"'.encode(),
+    "spaces": b' \t\r\n[ 1 , true , false , null ] ',
+    "bad-surrogate": b'"\\ud83d"',
+    "bad-trailing": b'[1,]',
+    "deep": b"[" * 50 + b"]" * 50,
+}
+
+
 def main(out=None):
     out = Path(out) if out else HERE / "corpus"
     out.mkdir(exist_ok=True)
@@ -115,6 +130,8 @@ def main(out=None):
             (out / f"rebuild-{safe}-{label}").write_bytes(bytes([idx, REBUILD]) + payload)
     for label, text in TEXT_SEEDS.items():
         (out / f"numtext-{label}").write_bytes(bytes([TYPES.index("numeric"), NUMERIC_TEXT]) + text)
+    for label, text in JSON_SEEDS.items():
+        (out / f"json-{label}").write_bytes(bytes([TYPES.index("jsonb"), JSON_TEXT]) + text)
     # an oid given in full, not from the table
     (out / "decode-oid-explicit").write_bytes(bytes([0xFF, DECODE]) + (1700).to_bytes(4, "big")
                                               + h("0001000000000000" + "0007"))

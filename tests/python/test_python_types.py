@@ -258,3 +258,83 @@ def test_sql_must_be_str(database_url):
             with pytest.raises(TypeError):
                 await db._pool.fetch("SELECT 1", nope=1)
     asyncio.run(main())
+
+
+# JSON text as PostgreSQL returns it, for json (kept verbatim) and jsonb
+# (normalised): the engine's reader builds the values; json.loads of the
+# server's text is the reference.
+JSON_DOCS = [
+    '{"b": false, "n": 1, "s": "tag1"}',
+    '[1, -2, 3.25, -0.5e-3, 1E+2, 12345678901234567890123, -9223372036854775809]',
+    '{"nested": {"a": [[], {}, [null, true, false]], "é": "ü\\u00e9\\ud83d\\ude00"}}',
+    '"esc\\"apes\\\\ \\/ \\b\\f\\n\\r\\t\\u0041"',
+    '  {"spaces" :  [ 1 , 2 ] }  ',
+    '{"dup": 1, "dup": 2}',
+    '1e400',
+    '"' + "x" * 5000 + '\\n"',
+    '[' * 200 + ']' * 200,
+]
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonb"])
+@pytest.mark.parametrize("doc", JSON_DOCS, ids=[f"doc{i}" for i in range(len(JSON_DOCS))])
+def test_json_values_match_json_loads(db_run, kind, doc):
+    import json
+
+    async def get(db):
+        return await db.fetchrow(f"SELECT $1::text::{kind} AS v, $1::text::{kind}::text AS t", doc)
+    row = db_run(get)
+    assert row["v"] == json.loads(row["t"])
+    assert type(row["v"]) is type(json.loads(row["t"]))
+
+
+def test_json_the_reader_refuses_goes_through_json_loads(db_run):
+    """A lone surrogate escape is valid json text (not jsonb), and nesting
+    past the engine's depth limit is valid too: json.loads decides those,
+    values and exceptions alike."""
+    import json
+
+    deep_text = "[" * 1001 + "]" * 1001
+    try:
+        expected = json.loads(deep_text)
+    except RecursionError as e:
+        expected = e
+
+    async def get(db):
+        lone = await db.fetchval("SELECT '\"a\\ud83d\"'::json")
+        try:
+            deep = await db.fetchval("SELECT $1::text::json", deep_text)
+        except RecursionError as e:
+            deep = e
+        return lone, deep
+    lone, deep = db_run(get)
+    assert lone == json.loads('"a\\ud83d"')
+    assert type(deep) is type(expected)
+    if not isinstance(expected, Exception):
+        assert deep == expected
+
+
+def test_json_keys_are_shared_across_rows_but_values_are_not(db_run):
+    async def get(db):
+        return await db.fetch("SELECT jsonb_build_object('k', i, 'l', ARRAY[i]) AS j "
+                              "FROM generate_series(1, 3) AS i")
+    rows = db_run(get)
+    assert [r["j"] for r in rows] == [{"k": i, "l": [i]} for i in (1, 2, 3)]
+    rows[0]["j"]["l"].append(99)
+    assert rows[1]["j"]["l"] == [2]
+
+
+def test_uuid_results_behave_as_uuid(db_run):
+    import copy
+    import pickle
+
+    async def get(db):
+        return await db.fetchval("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid")
+    u = db_run(get)
+    ref = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    assert type(u) is uuid.UUID
+    assert u == ref and hash(u) == hash(ref) and str(u) == str(ref)
+    assert u.version == 4 and u.is_safe is uuid.SafeUUID.unknown
+    assert pickle.loads(pickle.dumps(u)) == ref and copy.deepcopy(u) == ref
+    with pytest.raises(TypeError):
+        u.int = 5
