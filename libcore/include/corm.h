@@ -1329,6 +1329,27 @@ CORM_API int corm_conn_submit(corm_conn *c, const corm_query *q, corm_done_fn *d
 CORM_API int corm_conn_submit_sql(corm_conn *c, const char *sql, corm_done_fn *done, void *ud,
                                   corm_request_id *id, corm_error *err);
 /*
+ * Rows of a streamed request, handed over while the rest are still on the
+ * way, so the caller turns them into its own objects while the server
+ * works. rows is borrowed for the call: read it with the corm_result_*
+ * getters (row numbers start at 0 in every batch), never free or take it.
+ * From inside it you may submit, cancel (this request too: no batch
+ * follows then) and close.
+ */
+typedef void corm_rows_fn(void *ud, const corm_result *rows);
+/*
+ * corm_conn_submit, streamed: `rows` runs for each batch of rows as they
+ * arrive (one row a batch with libpq before 17), in order, then `done` as
+ * for corm_conn_submit, whose result then has the statement's columns and
+ * affected count but no rows (they were all handed to `rows`). On an error
+ * `done` gets it after whatever batches came before it: the caller drops
+ * them. A streamed request is retried after a stale prepared statement
+ * only while no row has been handed over.
+ */
+CORM_API int corm_conn_submit_stream(corm_conn *c, const corm_query *q, corm_rows_fn *rows,
+                                     corm_done_fn *done, void *ud, corm_request_id *id,
+                                     corm_error *err);
+/*
  * Cancels request id: its callback runs now with CORM_ECANCELLED. If the
  * server is executing it, the server is asked to stop it (the request's
  * later result is discarded); if it is waiting behind others, it is stopped
@@ -1515,6 +1536,10 @@ CORM_API int corm_pool_timeout(const corm_pool *p);
  * corm_pool_cancel. */
 CORM_API int corm_pool_submit(corm_pool *p, const corm_query *q, corm_done_fn *done, void *ud,
                               corm_request_id *id, corm_error *err);
+/* corm_pool_submit, streamed: as corm_conn_submit_stream. */
+CORM_API int corm_pool_submit_stream(corm_pool *p, const corm_query *q, corm_rows_fn *rows,
+                                     corm_done_fn *done, void *ud, corm_request_id *id,
+                                     corm_error *err);
 /* Cancels a request submitted with corm_pool_submit (as corm_conn_cancel). */
 CORM_API int corm_pool_cancel(corm_pool *p, corm_request_id id, corm_error *err);
 

@@ -57,6 +57,22 @@ void *corm__arena_alloc(corm__arena *ar, size_t n)
     return nb->data;
 }
 
+void corm__arena_reset(corm__arena *ar)
+{
+    corm__arena_block *b = ar->head;
+    if (!b)
+        return;
+    /* Keep the newest (largest) block for the next row; free the rest. */
+    corm__arena_block *older = b->next;
+    b->next = NULL;
+    b->used = 0;
+    while (older) {
+        corm__arena_block *next = older->next;
+        corm__free(&ar->alloc, older, sizeof *older + older->size);
+        older = next;
+    }
+}
+
 void corm__arena_free(corm__arena *ar)
 {
     corm__arena_block *b = ar->head;

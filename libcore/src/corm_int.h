@@ -120,6 +120,8 @@ void corm__arena_init(corm__arena *ar, const corm__alloc *a);
  * (a caller decoding without storage). */
 void *corm__arena_alloc(corm__arena *ar, size_t n);
 void corm__arena_free(corm__arena *ar);
+/* Forgets everything allocated, keeping one block for reuse. */
+void corm__arena_reset(corm__arena *ar);
 
 /*
  * Decodes one binary cell of type `oid` into *out. Bounds-checked: malformed
@@ -218,6 +220,9 @@ struct corm_result {
 
 /* Wraps pg (taking it); NULL on OOM (pg is then cleared). */
 corm_result *corm__result_new(const corm__alloc *a, PGresult *pg);
+/* Points r at pg, the next batch of the same statement (same columns, so
+ * the decoders stay); r's previous PGresult and decoded text are freed. */
+void corm__result_rebind(corm_result *r, PGresult *pg);
 
 /* ---- requests and connections ---------------------------------------- */
 
@@ -230,6 +235,7 @@ enum {
     CORM__REQ_PREPARE_FAILED = 1u << 5, /* its Parse failed: no statement */
     CORM__REQ_UNNAMED = 1u << 6,    /* never cached (text unique to one use) */
     CORM__REQ_COPY = 1u << 7,       /* a COPY: a barrier outside pipeline mode */
+    CORM__REQ_SINGLE_ROW = 1u << 8, /* streamed: single-row mode was asked for */
 };
 
 /* Effects of the engine's transaction calls, applied at submit time. */
@@ -251,6 +257,9 @@ typedef struct corm__req {
     bool prepares;           /* this request sent the statement's Parse */
     corm_result *result;
     corm_error error;        /* first failure seen */
+    corm_rows_fn *rows;      /* streamed: rows as they arrive (else NULL) */
+    corm_result *view;       /* streamed: the batch being handed over */
+    int64_t nstreamed;       /* streamed: rows handed over so far */
     corm_copy *copy;         /* CORM__REQ_COPY: the rows' source */
     /* What resending needs, in the same allocation. */
     size_t size;

@@ -97,6 +97,7 @@ void corm__req_free(const corm__alloc *a, corm__req *r)
         return;
     if (r->result && !r->result->taken)
         corm_result_free(r->result);
+    corm_result_free(r->view);
     if (r->copy)
         corm__copy_detach(r);
     corm_error_clear(&r->error);
@@ -420,8 +421,8 @@ int corm__conn_submit_internal(corm_conn *c, const char *sql, corm_error *err)
     return CORM_OK;
 }
 
-int corm__conn_submit_req(corm_conn *c, const corm_query *q, const char *sql,
-                          corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err)
+static int submit_req(corm_conn *c, const corm_query *q, const char *sql, corm_rows_fn *rows,
+                      corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err)
 {
     int rc = check_submittable(c, err);
     if (rc < 0)
@@ -430,6 +431,7 @@ int corm__conn_submit_req(corm_conn *c, const corm_query *q, const char *sql,
     rc = corm__req_new(&r, &c->alloc, q, sql, done, ud, err);
     if (rc < 0)
         return rc;
+    r->rows = rows;
     r->id = ++*c->next_id;
     if (q && q->timeout_ms > 0)
         r->deadline = corm__now_ms() + q->timeout_ms;
@@ -437,6 +439,22 @@ int corm__conn_submit_req(corm_conn *c, const corm_query *q, const char *sql,
         *id = r->id;
     corm__conn_push(c, r);
     return CORM_OK;
+}
+
+int corm__conn_submit_req(corm_conn *c, const corm_query *q, const char *sql,
+                          corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err)
+{
+    return submit_req(c, q, sql, NULL, done, ud, id, err);
+}
+
+int corm_conn_submit_stream(corm_conn *c, const corm_query *q, corm_rows_fn *rows,
+                            corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err)
+{
+    corm__check(c != NULL, err, "connection is NULL");
+    corm__check(q != NULL, err, "query is NULL");
+    corm__check(rows != NULL, err, "rows callback is NULL");
+    corm__check(done != NULL, err, "callback is NULL");
+    return submit_req(c, q, NULL, rows, done, ud, id, err);
 }
 
 int corm_conn_submit(corm_conn *c, const corm_query *q, corm_done_fn *done, void *ud,
@@ -638,9 +656,11 @@ static void resend(corm_conn *c, corm__req *r)
         corm_result_free(r->result);
         r->result = NULL;
     }
+    corm_result_free(r->view);
+    r->view = NULL;
     r->ops_seen = 0;
     r->flags = (r->flags & ~(unsigned)(CORM__REQ_SENT | CORM__REQ_CANCEL_SENT |
-                                       CORM__REQ_PREPARE_FAILED)) |
+                                       CORM__REQ_PREPARE_FAILED | CORM__REQ_SINGLE_ROW)) |
                CORM__REQ_RETRIED;
     list_append(c, r);
     send_pending(c);
@@ -741,9 +761,10 @@ static void finish_head(corm_conn *c)
             }
         }
     }
+    /* Rows already handed over cannot be taken back: no second run then. */
     bool retryable = !(r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL |
                                    CORM__REQ_RETRIED)) &&
-                     !was_in_txn;
+                     !was_in_txn && r->nstreamed == 0;
     if (retryable && is_stale_statement(r)) {
         c->nretrying++;
         resend(c, r);
@@ -764,6 +785,26 @@ static void finish_head(corm_conn *c)
     deliver_in_order(c, r);
 }
 
+/* A streamed request's batch: to its rows callback, unless its caller has
+ * been answered already (cancelled, timed out) or it failed. */
+static void hand_over_rows(corm_conn *c, corm__req *r, PGresult *res)
+{
+    if ((r->flags & (CORM__REQ_ABANDONED | CORM__REQ_INTERNAL)) || r->error.code) {
+        PQclear(res);
+        return;
+    }
+    if (r->view) {
+        corm__result_rebind(r->view, res);
+    } else if (!(r->view = corm__result_new(&c->alloc, res))) {
+        corm__err_nomem(&r->error);
+        return;
+    }
+    r->nstreamed += r->view->nrows;
+    c->in_callback++;
+    r->rows(r->ud, r->view);
+    c->in_callback--;
+}
+
 /* Reads every result libpq has ready and completes requests. */
 static void process_input(corm_conn *c)
 {
@@ -781,6 +822,14 @@ static void process_input(corm_conn *c)
         corm__req *r = c->head;
         if (!r || !(r->flags & CORM__REQ_SENT))
             return;
+        /* Single-row mode must be chosen when the statement's results are
+         * next and none of them has been parsed (PQisBusy parses). If libpq
+         * refuses, the rows come as one batch: still correct. */
+        if (r->rows && !(r->flags & CORM__REQ_SINGLE_ROW) && !c->awaiting_null &&
+            r->ops_seen == r->ops - 1) {
+            r->flags |= CORM__REQ_SINGLE_ROW;
+            PQsetSingleRowMode(c->pg);
+        }
         if (PQisBusy(c->pg))
             return;
         PGresult *res = PQgetResult(c->pg);
@@ -797,10 +846,27 @@ static void process_input(corm_conn *c)
             PQclear(res);
             finish_head(c);
             break;
+        case PGRES_SINGLE_TUPLE:
+            hand_over_rows(c, r, res);
+            break;
         case PGRES_TUPLES_OK:
         case PGRES_COMMAND_OK:
         case PGRES_EMPTY_QUERY: {
             c->awaiting_null = true;
+            if (r->rows && st == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
+                r->ops_seen == r->ops - 1) {
+                /* Not in single-row mode after all: the whole result is
+                 * the one batch, and the request keeps an empty copy. */
+                PGresult *empty = PQcopyResult(res, PG_COPYRES_ATTRS);
+                hand_over_rows(c, r, res);
+                if (!empty) {
+                    r->ops_seen++;
+                    if (!r->error.code)
+                        corm__err_nomem(&r->error);
+                    break;
+                }
+                res = empty;
+            }
             int idx = r->ops_seen++;
             if (idx == r->ops - 1 && !r->result && !r->error.code) {
                 r->result = corm__result_new(&c->alloc, res);

@@ -283,8 +283,8 @@ static void queue_request(corm_pool *p, corm__req *r)
     p->queue_tail = r;
 }
 
-int corm_pool_submit(corm_pool *p, const corm_query *q, corm_done_fn *done, void *ud,
-                     corm_request_id *id, corm_error *err)
+static int pool_submit(corm_pool *p, const corm_query *q, corm_rows_fn *rows,
+                       corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err)
 {
     corm__check(p != NULL, err, "pool is NULL");
     corm__check(q != NULL, err, "query is NULL");
@@ -294,6 +294,7 @@ int corm_pool_submit(corm_pool *p, const corm_query *q, corm_done_fn *done, void
     int rc = corm__req_new(&r, &p->alloc, q, NULL, done, ud, err);
     if (rc < 0)
         return rc;
+    r->rows = rows;
     corm_error cerr = CORM_ERROR_INIT;
     member *m = choose(p, &cerr);
     if (!m && cerr.code) {
@@ -320,6 +321,19 @@ int corm_pool_submit(corm_pool *p, const corm_query *q, corm_done_fn *done, void
     p->work = true;
     sync_watch(p);
     return CORM_OK;
+}
+
+int corm_pool_submit(corm_pool *p, const corm_query *q, corm_done_fn *done, void *ud,
+                     corm_request_id *id, corm_error *err)
+{
+    return pool_submit(p, q, NULL, done, ud, id, err);
+}
+
+int corm_pool_submit_stream(corm_pool *p, const corm_query *q, corm_rows_fn *rows,
+                            corm_done_fn *done, void *ud, corm_request_id *id, corm_error *err)
+{
+    corm__check(rows != NULL, err, "rows callback is NULL");
+    return pool_submit(p, q, rows, done, ud, id, err);
 }
 
 int corm_pool_cancel(corm_pool *p, corm_request_id id, corm_error *err)

@@ -36,6 +36,15 @@ corm_result *corm__result_new(const corm__alloc *a, PGresult *pg)
     return r;
 }
 
+void corm__result_rebind(corm_result *r, PGresult *pg)
+{
+    PQclear(r->pg);
+    r->pg = pg;
+    r->nrows = PQntuples(pg);
+    r->affected = -1;
+    corm__arena_reset(&r->scratch);
+}
+
 void corm_result_free(corm_result *r)
 {
     if (!r)
