@@ -827,25 +827,31 @@ PyObject *pycorm_result_value(pycorm_state *st, const corm_result *r, int mode)
     }
     case PYCORM_FETCH:
     default: {
-        PyObject *desc = pycorm_row_desc(st, r);
-        if (!desc)
-            return NULL;
-        PyObject *list = PyList_New(nrows);
-        if (!list) {
-            Py_DECREF(desc);
-            return NULL;
-        }
-        for (int i = 0; i < nrows; i++) {
-            PyObject *row = make_row(st, r, desc, i, ncols);
-            if (!row) {
-                Py_DECREF(list);
-                Py_DECREF(desc);
-                return NULL;
-            }
-            PyList_SET_ITEM(list, i, row);
-        }
-        Py_DECREF(desc);
+        PyObject *list = PyList_New(0), *desc = NULL;
+        if (list && pycorm_result_append(st, r, &desc, list) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(desc);
         return list;
     }
     }
+}
+
+int pycorm_result_append(pycorm_state *st, const corm_result *r, PyObject **desc,
+                         PyObject *list)
+{
+    int nrows = corm_result_nrows(r), ncols = corm_result_ncols(r);
+    if (nrows == 0)
+        return 0;
+    if (!*desc && !(*desc = pycorm_row_desc(st, r)))
+        return -1;
+    for (int i = 0; i < nrows; i++) {
+        PyObject *row = make_row(st, r, *desc, i, ncols);
+        if (!row)
+            return -1;
+        int rc = PyList_Append(list, row);
+        Py_DECREF(row);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
 }

@@ -2655,13 +2655,85 @@ static PyObject *colname(const corm_result *r, int c)
     return s;
 }
 
+int pycorm_shape_streams(PyObject *shape)
+{
+    int mode = ((ShapeObject *)shape)->mode;
+    return mode == SH_MODELS || mode == SH_DICTS || mode == SH_TUPLES || mode == SH_ROWS;
+}
+
+/* The names of a list of dicts: made once per request. */
+static PyObject *dict_names(const corm_result *r)
+{
+    int ncols = corm_result_ncols(r);
+    PyObject *names = PyTuple_New(ncols);
+    for (int c = 0; names && c < ncols; c++) {
+        PyObject *s = colname(r, c);
+        if (!s)
+            Py_CLEAR(names);
+        else
+            PyTuple_SET_ITEM(names, c, s);
+    }
+    return names;
+}
+
+/* Row i as a dict (names given) or a tuple. */
+static PyObject *plain_item(pycorm_state *st, ShapeObject *sh, const corm_result *r, int i,
+                            PyObject *names)
+{
+    const field *fields = sh->table ? sh->table->fields : NULL;
+    int ncols = corm_result_ncols(r);
+    PyObject *item = names ? PyDict_New() : PyTuple_New(ncols);
+    for (int c = 0; item && c < ncols; c++) {
+        int idx = c < sh->ncols ? sh->map[c] : -1;
+        PyObject *v = field_cell(st, r, i, c, fields && idx >= 0 ? &fields[idx] : NULL);
+        if (!v) {
+            Py_CLEAR(item);
+        } else if (names) {
+            if (PyDict_SetItem(item, PyTuple_GET_ITEM(names, c), v) < 0)
+                Py_CLEAR(item);
+            Py_DECREF(v);
+        } else {
+            PyTuple_SET_ITEM(item, c, v);
+        }
+    }
+    return item;
+}
+
+int pycorm_shape_append(pycorm_state *st, const corm_result *r, PyObject *shape,
+                        PyObject **cache, PyObject *list)
+{
+    ShapeObject *sh = (ShapeObject *)shape;
+    int nrows = corm_result_nrows(r);
+    if (sh->mode == SH_ROWS)
+        return pycorm_result_append(st, r, cache, list);
+    if (sh->mode == SH_MODELS && corm_result_ncols(r) != sh->ncols) {
+        pycorm_raise_code(st, CORM_EINTERNAL, "result has %d columns, expected %d",
+                          corm_result_ncols(r), sh->ncols);
+        return -1;
+    }
+    if (sh->mode == SH_DICTS && nrows > 0 && !*cache && !(*cache = dict_names(r)))
+        return -1;
+    for (int i = 0; i < nrows; i++) {
+        PyObject *item = sh->mode == SH_MODELS
+                             ? make_instance(st, sh, r, i)
+                             : plain_item(st, sh, r, i, sh->mode == SH_DICTS ? *cache : NULL);
+        if (!item)
+            return -1;
+        int rc = PyList_Append(list, item);
+        Py_DECREF(item);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 PyObject *pycorm_shape_value(pycorm_state *st, const corm_result *r, PyObject *shape)
 {
     ShapeObject *sh = (ShapeObject *)shape;
     int nrows = corm_result_nrows(r), ncols = corm_result_ncols(r);
     const field *fields = sh->table ? sh->table->fields : NULL;
-    if (sh->mode != SH_AFFECTED && sh->mode != SH_SCALAR && sh->mode != SH_ROWS &&
-        ncols != sh->ncols && sh->mode != SH_DICTS && sh->mode != SH_TUPLES)
+    if ((sh->mode == SH_FIRST || sh->mode == SH_INTO || sh->mode == SH_INTO_LIST) &&
+        ncols != sh->ncols)
         return pycorm_raise_code(st, CORM_EINTERNAL, "result has %d columns, expected %d",
                                  ncols, sh->ncols);
     switch (sh->mode) {
@@ -2675,8 +2747,6 @@ PyObject *pycorm_shape_value(pycorm_state *st, const corm_result *r, PyObject *s
         return field_cell(st, r, 0, 0,
                           fields && sh->ncols > 0 && sh->map[0] >= 0 ? &fields[sh->map[0]]
                                                                      : NULL);
-    case SH_ROWS:
-        return pycorm_result_value(st, r, PYCORM_FETCH);
     case SH_FIRST:
         if (nrows < 1)
             Py_RETURN_NONE;
@@ -2694,58 +2764,11 @@ PyObject *pycorm_shape_value(pycorm_state *st, const corm_result *r, PyObject *s
                 return NULL;
         return PyLong_FromLong(nrows);
     }
-    case SH_DICTS:
-    case SH_TUPLES: {
-        PyObject *names = NULL;
-        if (sh->mode == SH_DICTS) {
-            names = PyTuple_New(ncols);
-            for (int c = 0; names && c < ncols; c++) {
-                PyObject *s = colname(r, c);
-                if (!s)
-                    Py_CLEAR(names);
-                else
-                    PyTuple_SET_ITEM(names, c, s);
-            }
-            if (!names)
-                return NULL;
-        }
-        PyObject *list = PyList_New(nrows);
-        for (int i = 0; list && i < nrows; i++) {
-            PyObject *item = names ? PyDict_New() : PyTuple_New(ncols);
-            for (int c = 0; item && c < ncols; c++) {
-                int idx = c < sh->ncols ? sh->map[c] : -1;
-                PyObject *v = field_cell(st, r, i, c, fields && idx >= 0 ? &fields[idx] : NULL);
-                if (!v) {
-                    Py_CLEAR(item);
-                } else if (names) {
-                    if (PyDict_SetItem(item, PyTuple_GET_ITEM(names, c), v) < 0)
-                        Py_CLEAR(item);
-                    Py_DECREF(v);
-                } else {
-                    PyTuple_SET_ITEM(item, c, v);
-                }
-            }
-            if (!item)
-                Py_CLEAR(list);
-            else
-                PyList_SET_ITEM(list, i, item);
-        }
-        Py_XDECREF(names);
-        return list;
-    }
-    case SH_MODELS:
     default: {
-        PyObject *list = PyList_New(nrows);
-        if (!list)
-            return NULL;
-        for (int i = 0; i < nrows; i++) {
-            PyObject *o = make_instance(st, sh, r, i);
-            if (!o) {
-                Py_DECREF(list);
-                return NULL;
-            }
-            PyList_SET_ITEM(list, i, o);
-        }
+        PyObject *list = PyList_New(0), *cache = NULL;
+        if (list && pycorm_shape_append(st, r, shape, &cache, list) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(cache);
         return list;
     }
     }

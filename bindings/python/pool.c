@@ -56,7 +56,12 @@ typedef struct RequestObject {
     int kind;
     int mode;
     bool done;                 /* the engine has called back */
+    bool streamed;             /* submitted with on_rows: the value is `items` */
     PyObject *shape;           /* built queries: makes the value (model.c), or NULL */
+    /* Streamed requests: the list being filled while rows arrive, what its
+     * items need once per request (column names), and the first failure
+     * to make an item (later batches are then skipped). */
+    PyObject *items, *items_cache, *items_error;
 } RequestObject;
 
 #define POOL_ST(p) ((p)->st)
@@ -264,7 +269,9 @@ static RequestObject *request_new(PoolObject *pool, PyObject *fut, int kind, int
     r->kind = kind;
     r->mode = mode;
     r->done = false;
+    r->streamed = false;
     r->shape = NULL;
+    r->items = r->items_cache = r->items_error = NULL;
     PyObject_GC_Track(r);
     return r;
 }
@@ -275,6 +282,9 @@ static int request_traverse(RequestObject *self, visitproc visit, void *arg)
     Py_VISIT(self->pool);
     Py_VISIT(self->fut);
     Py_VISIT(self->shape);
+    Py_VISIT(self->items);
+    Py_VISIT(self->items_cache);
+    Py_VISIT(self->items_error);
     return 0;
 }
 
@@ -283,6 +293,9 @@ static int request_clear(RequestObject *self)
     Py_CLEAR(self->pool);
     Py_CLEAR(self->fut);
     Py_CLEAR(self->shape);
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->items_cache);
+    Py_CLEAR(self->items_error);
     return 0;
 }
 
@@ -319,6 +332,37 @@ static void settle_current_error(RequestObject *req)
     Py_XDECREF(tb);
 }
 
+/* corm_rows_fn of streamed requests: each batch becomes items of the
+ * list while the next rows are still on the way. */
+static void on_rows(void *ud, const corm_result *res)
+{
+    RequestObject *req = ud;
+    if (req->items_error)
+        return;
+    PyObject *saved_type, *saved, *saved_tb;
+    PyErr_Fetch(&saved_type, &saved, &saved_tb);
+    pycorm_state *st = req->pool->st;
+    if (!req->items)
+        req->items = PyList_New(0);
+    int rc = !req->items ? -1
+             : req->shape ? pycorm_shape_append(st, res, req->shape, &req->items_cache,
+                                                req->items)
+                          : pycorm_result_append(st, res, &req->items_cache, req->items);
+    if (rc < 0) {
+        PyObject *type, *tb;
+        PyErr_Fetch(&type, &req->items_error, &tb);
+        PyErr_NormalizeException(&type, &req->items_error, &tb);
+        if (tb && req->items_error)
+            PyException_SetTraceback(req->items_error, tb);
+        if (!req->items_error)
+            req->items_error = Py_NewRef(Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        Py_CLEAR(req->items);
+    }
+    PyErr_Restore(saved_type, saved, saved_tb);
+}
+
 /* corm_done_fn: the result is decoded here, while it is borrowed. Runs
  * inside corm_pool_step (or a cancel), never inside Python code of ours. */
 static void on_done(void *ud, corm_result *res, const corm_error *err)
@@ -327,7 +371,17 @@ static void on_done(void *ud, corm_result *res, const corm_error *err)
     PyObject *saved_type, *saved, *saved_tb;
     PyErr_Fetch(&saved_type, &saved, &saved_tb);
     req->done = true;
-    if (err) {
+    if (!err && req->items_error) {
+        settle(req, NULL, req->items_error);
+    } else if (!err && req->streamed) {
+        PyObject *v = req->items ? Py_NewRef(req->items) : PyList_New(0);
+        if (v) {
+            settle(req, v, NULL);
+            Py_DECREF(v);
+        } else {
+            settle_current_error(req);
+        }
+    } else if (err) {
         PyObject *e = pycorm_error_object(req->pool->st, err);
         if (e) {
             settle(req, NULL, e);
@@ -345,6 +399,9 @@ static void on_done(void *ud, corm_result *res, const corm_error *err)
             settle_current_error(req);
         }
     }
+    Py_CLEAR(req->items);
+    Py_CLEAR(req->items_cache);
+    Py_CLEAR(req->items_error);
     PyErr_Restore(saved_type, saved, saved_tb);
     Py_DECREF(req); /* the engine's reference */
 }
@@ -483,6 +540,19 @@ static int timeout_ms(pycorm_state *st, PyObject *t, int *out)
     return 0;
 }
 
+/* Lists are streamed: their items are made while the rest of the rows
+ * arrive, so the conversion overlaps the server's work. */
+static int submit_request(PoolObject *self, corm_conn *conn, const corm_query *q,
+                          RequestObject *req, corm_error *err)
+{
+    if (req->streamed)
+        return conn ? corm_conn_submit_stream(conn, q, on_rows, on_done, req, &req->id, err)
+                    : corm_pool_submit_stream(self->pool, q, on_rows, on_done, req, &req->id,
+                                              err);
+    return conn ? corm_conn_submit(conn, q, on_done, req, &req->id, err)
+                : corm_pool_submit(self->pool, q, on_done, req, &req->id, err);
+}
+
 /* The fetch/fetchrow/fetchval/execute methods of Pool and Conn:
  * (sql, *args, timeout=None) -> a future of the loop. On conn (a lent
  * connection) when given, else on the pool's shared connections. */
@@ -536,9 +606,9 @@ static PyObject *submit(PoolObject *self, corm_conn *conn, int mode, PyObject *c
     if (!req)
         goto fail;
     Py_INCREF(req); /* the engine's, dropped in on_done */
+    req->streamed = mode == PYCORM_FETCH;
     self->stepping++;
-    int rc = conn ? corm_conn_submit(conn, q, on_done, req, &req->id, &err)
-                  : corm_pool_submit(self->pool, q, on_done, req, &req->id, &err);
+    int rc = submit_request(self, conn, q, req, &err);
     self->stepping--;
     if (rc < 0) {
         Py_DECREF(req);
@@ -601,10 +671,10 @@ PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject
         return NULL;
     }
     req->shape = Py_NewRef(shape);
+    req->streamed = pycorm_shape_streams(shape);
     Py_INCREF(req); /* the engine's, dropped in on_done */
     self->stepping++;
-    int rc = conn ? corm_conn_submit(conn, q, on_done, req, &req->id, &err)
-                  : corm_pool_submit(self->pool, q, on_done, req, &req->id, &err);
+    int rc = submit_request(self, conn, q, req, &err);
     self->stepping--;
     if (rc < 0) {
         Py_DECREF(req);

@@ -98,6 +98,11 @@ enum pycorm_mode {
     PYCORM_NONE = 4,     /* None (transaction control) */
 };
 PyObject *pycorm_result_value(pycorm_state *st, const corm_result *r, int mode);
+/* Appends a Row for each row of r to list (a streamed batch, or a whole
+ * result); *desc holds the column names, made on first use and kept by the
+ * caller for the next batch. 0, or -1 with an exception. */
+int pycorm_result_append(pycorm_state *st, const corm_result *r, PyObject **desc,
+                         PyObject *list);
 
 /* row.c */
 int pycorm_row_init(PyObject *module, pycorm_state *st);
@@ -121,5 +126,12 @@ void pycorm_model_clear(pycorm_state *st);
 /* A completed result as the value its shape asks for (list of models,
  * dicts, ...). New reference, or NULL with an exception. */
 PyObject *pycorm_shape_value(pycorm_state *st, const corm_result *r, PyObject *shape);
+/* True when shape's value is a list with an item per row: such requests
+ * are streamed, their items made while the rest arrive. */
+int pycorm_shape_streams(PyObject *shape);
+/* Appends shape's item for each row of r to list; *cache is kept by the
+ * caller between batches (column names). 0, or -1 with an exception. */
+int pycorm_shape_append(pycorm_state *st, const corm_result *r, PyObject *shape,
+                        PyObject **cache, PyObject *list);
 
 #endif /* PYCORM_H */
