@@ -41,6 +41,7 @@ typedef struct TableObject {
     int nfields, cap;
     PyObject *index;        /* {name: int} */
     PyObject *cls;          /* the model class once bound, or NULL */
+    int nrel;               /* relation slots per instance (set_relations) */
 } TableObject;
 
 typedef struct ModelObject {
@@ -55,6 +56,10 @@ typedef struct ModelObject {
 #define WORD_BITS (8 * sizeof(PyObject *))
 #define NWORDS(n) (((size_t)(n) + WORD_BITS - 1) / WORD_BITS)
 #define CHANGED(o) ((uintptr_t *)&(o)->items[(o)->nfields])
+/* Relations a prefetch attached (NULL: not fetched) follow the bitset; only
+ * models that declare relations have these slots. */
+#define RELATED(o) ((PyObject **)&CHANGED(o)[NWORDS((o)->nfields)])
+#define NRELATED(o) ((size_t)Py_SIZE(o) - (o)->nfields - NWORDS((o)->nfields))
 
 typedef struct ExprObject {
     PyObject_HEAD
@@ -180,6 +185,7 @@ static PyObject *registry_model(RegistryObject *self, PyObject *args, PyObject *
     t->m = NULL;
     t->fields = NULL;
     t->nfields = t->cap = 0;
+    t->nrel = 0;
     t->cls = NULL;
     t->index = PyDict_New();
     PyObject_GC_Track(t);
@@ -572,6 +578,141 @@ static PyObject *table_add_unique(TableObject *self, PyObject *cols)
     Py_RETURN_NONE;
 }
 
+/* set_relations(n): instances carry n relation slots after their fields.
+ * Only before bind(), so every instance of the class has the same layout. */
+static PyObject *table_set_relations(TableObject *self, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (self->cls) {
+        PyErr_SetString(PyExc_RuntimeError, "set_relations() after bind()");
+        return NULL;
+    }
+    if (n < 0 || n > 0xffff) {
+        PyErr_SetString(PyExc_ValueError, "set_relations(n): n out of range");
+        return NULL;
+    }
+    self->nrel = (int)n;
+    Py_RETURN_NONE;
+}
+
+/* objs[i] as an instance of t (objs is a list), or NULL with a TypeError. */
+static ModelObject *instance_at(TableObject *t, PyObject *objs, Py_ssize_t i)
+{
+    PyObject *o = PyList_GET_ITEM(objs, i);
+    if (!PyObject_TypeCheck(o, t->st->ModelBaseType) || ((ModelObject *)o)->table != t) {
+        PyErr_Format(PyExc_TypeError, "a %.100s among the instances of another model",
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return (ModelObject *)o;
+}
+
+/* keys(objs, field) -> the distinct values of field in objs (instances of
+ * this table), in order of first appearance; None and unloaded left out.
+ * What prefetch() binds as `= ANY($1)`. */
+static PyObject *table_keys(TableObject *self, PyObject *args)
+{
+    PyObject *objs;
+    int field;
+    if (!PyArg_ParseTuple(args, "O!i:keys", &PyList_Type, &objs, &field))
+        return NULL;
+    if (field < 0 || field >= self->nfields)
+        return PyErr_Format(PyExc_IndexError, "no such field");
+    PyObject *seen = PySet_New(NULL), *out = PyList_New(0);
+    if (!seen || !out)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objs); i++) {
+        ModelObject *o = instance_at(self, objs, i);
+        if (!o)
+            goto fail;
+        PyObject *k = o->items[field];
+        if (!k || k == Py_None)
+            continue;
+        int had = PySet_Contains(seen, k);
+        if (had < 0 || (!had && (PySet_Add(seen, k) < 0 || PyList_Append(out, k) < 0)))
+            goto fail;
+    }
+    Py_DECREF(seen);
+    return out;
+fail:
+    Py_XDECREF(seen);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* attach(slot, objs, key, rtable, rows, rkey, many): fills relation slot
+ * `slot` of objs (instances of this table) with the rows (instances of
+ * rtable) whose field rkey equals the obj's field key. many: a new list of
+ * them in the rows' order, [] when none; else the row, or None. The one
+ * loop of prefetch() that touches every related row, hence C. */
+static PyObject *table_attach(TableObject *self, PyObject *args)
+{
+    Py_ssize_t slot;
+    PyObject *objs, *rows;
+    TableObject *rt;
+    int key, rkey, many;
+    if (!PyArg_ParseTuple(args, "nO!iO!O!ip:attach", &slot, &PyList_Type, &objs, &key,
+                          self->st->TableType, &rt, &PyList_Type, &rows, &rkey, &many))
+        return NULL;
+    if (slot < 0 || slot >= self->nrel || key < 0 || key >= self->nfields || rkey < 0 ||
+        rkey >= rt->nfields)
+        return PyErr_Format(PyExc_IndexError, "attach(): no such slot or field");
+    Py_ssize_t nobjs = PyList_GET_SIZE(objs), nrows = PyList_GET_SIZE(rows);
+    PyObject *map = PyDict_New();
+    if (!map)
+        return NULL;
+    for (Py_ssize_t i = 0; many && i < nobjs; i++) {
+        ModelObject *o = instance_at(self, objs, i);
+        if (!o)
+            goto fail;
+        PyObject *k = o->items[key];
+        if (!k || k == Py_None)
+            continue;
+        PyObject *list = PyList_New(0);
+        if (!list || PyDict_SetDefault(map, k, list) == NULL) {
+            Py_XDECREF(list);
+            goto fail;
+        }
+        Py_DECREF(list);
+    }
+    for (Py_ssize_t i = 0; i < nrows; i++) {
+        ModelObject *r = instance_at(rt, rows, i);
+        if (!r)
+            goto fail;
+        PyObject *k = r->items[rkey];
+        if (!k || k == Py_None)
+            continue;
+        if (!many) {
+            if (PyDict_SetItem(map, k, (PyObject *)r) < 0)
+                goto fail;
+            continue;
+        }
+        PyObject *list = PyDict_GetItemWithError(map, k);
+        if (list ? PyList_Append(list, (PyObject *)r) < 0 : PyErr_Occurred() != NULL)
+            goto fail;
+    }
+    for (Py_ssize_t i = 0; i < nobjs; i++) {
+        ModelObject *o = instance_at(self, objs, i);
+        if (!o)
+            goto fail;
+        PyObject *k = o->items[key], *v = NULL;
+        if (k && k != Py_None && !(v = PyDict_GetItemWithError(map, k)) && PyErr_Occurred())
+            goto fail;
+        if (v)
+            Py_INCREF(v);
+        else if (!(v = many ? PyList_New(0) : Py_NewRef(Py_None)))
+            goto fail;
+        Py_XSETREF(RELATED(o)[slot], v);
+    }
+    Py_DECREF(map);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(map);
+    return NULL;
+}
+
 /* bind(cls): the model class whose instances this table's queries make. */
 static PyObject *table_bind(TableObject *self, PyObject *cls)
 {
@@ -775,6 +916,12 @@ static PyMethodDef table_methods[] = {
     {"copy_in", (PyCFunction)table_copy_in, METH_VARARGS,
      "copy_in(conn, fields, rows) -> future of the row count (binary COPY)"},
     {"bind", (PyCFunction)table_bind, METH_O, NULL},
+    {"set_relations", (PyCFunction)table_set_relations, METH_O,
+     "set_relations(n): n relation slots per instance; before bind()"},
+    {"keys", (PyCFunction)table_keys, METH_VARARGS,
+     "keys(objs, field) -> distinct non-None values of field"},
+    {"attach", (PyCFunction)table_attach, METH_VARARGS,
+     "attach(slot, objs, key, rtable, rows, rkey, many): fill a relation slot"},
     {"column", (PyCFunction)table_column, METH_O, "column(index) -> a new Column"},
     {"info", (PyCFunction)table_info, METH_O, "info(index) -> (name, type, flags)"},
     {NULL, NULL, 0, NULL},
@@ -1072,7 +1219,7 @@ static TableObject *table_of_class(PyTypeObject *cls)
 
 static ModelObject *model_alloc(PyTypeObject *tp, TableObject *t)
 {
-    size_t n = (size_t)t->nfields + NWORDS(t->nfields);
+    size_t n = (size_t)t->nfields + NWORDS(t->nfields) + (size_t)t->nrel;
     ModelObject *o = (ModelObject *)tp->tp_alloc(tp, (Py_ssize_t)n);
     if (!o)
         return NULL;
@@ -1154,6 +1301,8 @@ static int model_traverse(ModelObject *self, visitproc visit, void *arg)
     Py_VISIT(self->table);
     for (uint32_t i = 0; i < self->nfields; i++)
         Py_VISIT(self->items[i]);
+    for (size_t i = 0; i < NRELATED(self); i++)
+        Py_VISIT(RELATED(self)[i]);
     return 0;
 }
 
@@ -1161,6 +1310,8 @@ static int model_clear(ModelObject *self)
 {
     for (uint32_t i = 0; i < self->nfields; i++)
         Py_CLEAR(self->items[i]);
+    for (size_t i = 0; i < NRELATED(self); i++)
+        Py_CLEAR(RELATED(self)[i]);
     return 0;
 }
 
@@ -1286,6 +1437,44 @@ static PyObject *model_get(ModelObject *self, PyObject *const *args, Py_ssize_t 
     return Py_NewRef(self->items[i] ? self->items[i] : args[1]);
 }
 
+static int related_index(ModelObject *self, PyObject *arg, size_t *out)
+{
+    Py_ssize_t k = PyLong_AsSsize_t(arg);
+    if (k == -1 && PyErr_Occurred())
+        return -1;
+    if (k < 0 || (size_t)k >= NRELATED(self)) {
+        PyErr_SetString(PyExc_IndexError, "no such relation slot");
+        return -1;
+    }
+    *out = (size_t)k;
+    return 0;
+}
+
+/* _related(slot, default) -> what a prefetch attached, or default */
+static PyObject *model_related(ModelObject *self, PyObject *const *args, Py_ssize_t n)
+{
+    size_t k;
+    if (n != 2)
+        return PyErr_Format(PyExc_TypeError, "_related(slot, default)");
+    if (related_index(self, args[0], &k) < 0)
+        return NULL;
+    PyObject *v = RELATED(self)[k];
+    return Py_NewRef(v ? v : args[1]);
+}
+
+/* _set_related(slot, value). None is a value like any other (a forward
+ * relation whose key is NULL), so a slot once set stays set. */
+static PyObject *model_set_related(ModelObject *self, PyObject *const *args, Py_ssize_t n)
+{
+    size_t k;
+    if (n != 2)
+        return PyErr_Format(PyExc_TypeError, "_set_related(slot, value)");
+    if (related_index(self, args[0], &k) < 0)
+        return NULL;
+    Py_XSETREF(RELATED(self)[k], Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
 static PyObject *model_get_persisted(ModelObject *self, void *c)
 {
     return PyBool_FromLong(self->persisted);
@@ -1296,6 +1485,8 @@ static PyMethodDef model_methods[] = {
     {"_loaded", (PyCFunction)model_loaded, METH_NOARGS, NULL},
     {"_saved", (PyCFunction)model_saved, METH_NOARGS, NULL},
     {"_get", (PyCFunction)(void (*)(void))model_get, METH_FASTCALL, NULL},
+    {"_related", (PyCFunction)(void (*)(void))model_related, METH_FASTCALL, NULL},
+    {"_set_related", (PyCFunction)(void (*)(void))model_set_related, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,7 +9,7 @@
 
 from ._core import LIBCORM_VERSION, Row
 from .database import Database, Transaction, connect, default_database
-from .model import SQL, Column, Model, column, sql
+from .model import SQL, Column, Model, Relation, column, related, reverse, sql
 from .query import (
     Delete, Insert, Select, Update, avg, count, exists, from_cte, func, max, min, sum, value,
 )
@@ -27,6 +27,7 @@ from .errors import (
     OutOfMemory,
     ProgrammingError,
     QueryCanceled,
+    RelationNotLoaded,
     Timeout,
     TransactionError,
 )
@@ -40,6 +41,9 @@ __all__ = [
     "Column",
     "Expr",
     "column",
+    "related",
+    "reverse",
+    "Relation",
     "sql",
     "SQL",
     "Select",
@@ -66,6 +70,7 @@ __all__ = [
     "IntegrityError",
     "DataError",
     "ProgrammingError",
+    "RelationNotLoaded",
     "InterfaceError",
     "OutOfMemory",
     "InternalError",

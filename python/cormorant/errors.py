@@ -10,6 +10,7 @@ The classes are made by the C extension from the engine's error table
     ├── IntegrityError         23xxx: unique, foreign key, not null, check
     ├── DataError              22xxx, and bad parameters caught before sending
     ├── ProgrammingError       42xxx: syntax, undefined table or column
+    │   └── RelationNotLoaded  a relation read before prefetch() (also AttributeError)
     ├── InterfaceError         misuse of the API (closed pool, released connection)
     ├── OutOfMemory            also builtins.MemoryError
     ├── InternalError
@@ -37,6 +38,15 @@ from ._core import (  # noqa: F401
     TransactionError,
 )
 
+
+
+class RelationNotLoaded(ProgrammingError, AttributeError):
+    """A relation (cm.related / cm.reverse) read on an instance whose query
+    did not prefetch it. Models never load lazily, since that would be I/O
+    hidden in an attribute read; an AttributeError too, as an unloaded
+    field is."""
+
+
 __all__ = [
     "Error",
     "ConnectionError",
@@ -45,6 +55,7 @@ __all__ = [
     "IntegrityError",
     "DataError",
     "ProgrammingError",
+    "RelationNotLoaded",
     "InterfaceError",
     "OutOfMemory",
     "InternalError",

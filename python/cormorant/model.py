@@ -6,6 +6,13 @@ the engine's registry (libcore's corm_model), instances made by C.
         name: str = cm.column(max_length=30)
         email: str | None = None
 
+Relations follow a foreign key; they hold what ``Select.prefetch()`` fetched:
+
+    class Post(cm.Model):
+        user_id: int = cm.column(references=User)
+        user: User = cm.related("user_id")            # to-one, on the key's side
+    # and on User:  posts: list[Post] = cm.reverse("Post.user_id")   (to-many)
+
 This file maps annotations to PostgreSQL type names and hands them to
 ``_core``; DDL, SQL and value encoding come from libcore.
 """
@@ -34,7 +41,7 @@ from typing import (
 
 from . import _core
 from ._core import Column
-from .errors import MultipleFound, NotFound, ProgrammingError
+from .errors import MultipleFound, NotFound, ProgrammingError, RelationNotLoaded
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
@@ -49,7 +56,8 @@ if TYPE_CHECKING:
     from .database import Database
     from .query import Delete, Insert, Select, Update
 
-__all__ = ["Model", "Column", "column", "sql", "SQL", "registry", "table_of"]
+__all__ = ["Model", "Column", "column", "sql", "SQL", "registry", "table_of", "related",
+           "reverse", "Relation"]
 
 M = TypeVar("M", bound="Model")
 T = TypeVar("T")
@@ -196,6 +204,116 @@ def column(
     )
 
 
+class _RelationSpec:
+    """What ``cm.related()`` / ``cm.reverse()`` return: read when the class
+    is created, then replaced by a Relation."""
+
+    __slots__ = ("fk", "many")
+
+    def __init__(self, fk: Any, many: bool) -> None:
+        self.fk, self.many = fk, many
+
+
+# init=False keeps a relation out of __init__ for type checkers (PEP 681).
+def related(fk: str, *, init: Literal[False] = False) -> Any:
+    """A to-one relation through this model's foreign key column ``fk``
+    (its name): ``user: User = cm.related("user_id")``. After
+    ``.prefetch(Post.user)`` it holds the referenced instance, or None when
+    the key is NULL (annotate it ``User | None`` then)."""
+    if not isinstance(fk, str):
+        raise TypeError("cm.related() takes the name of a foreign key field of this model")
+    return _RelationSpec(fk, False)
+
+
+def reverse(fk: Union[str, Column[Any], Callable[[], Column[Any]]], *,
+            init: Literal[False] = False) -> Any:
+    """A to-many relation: the rows of another model whose foreign key
+    references this one. ``fk`` names that key as ``"Post.user_id"`` (the
+    model looked up in this module, when the relation is first used), as
+    ``lambda: Post.user_id``, or as the column itself. After
+    ``.prefetch(User.posts)`` it holds a list, empty when no row refers."""
+    if not (isinstance(fk, (str, Column)) or callable(fk)):
+        raise TypeError('cm.reverse() takes "Model.field", a column, or a lambda returning one')
+    return _RelationSpec(fk, True)
+
+
+_NOT_LOADED: Any = object()
+
+
+class Relation:
+    """A relation on a model class (what cm.related()/cm.reverse() become).
+    On an instance: what the last prefetch attached; RelationNotLoaded
+    (an AttributeError) before any, since following it would be I/O."""
+
+    __slots__ = ("model", "name", "slot", "many", "_fk", "_resolved")
+
+    def __init__(self, model: type["Model"], name: str, slot: int, spec: _RelationSpec) -> None:
+        self.model, self.name, self.slot, self.many = model, name, slot, spec.many
+        self._fk = spec.fk
+        self._resolved: Optional[tuple[type[Model], int, type[Model], int]] = None
+
+    @overload
+    def __get__(self, obj: None, owner: Any) -> "Relation": ...
+    @overload
+    def __get__(self, obj: "Model", owner: Any) -> Any: ...
+    def __get__(self, obj: Optional["Model"], owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        v = obj._related(self.slot, _NOT_LOADED)
+        if v is _NOT_LOADED:
+            raise RelationNotLoaded(
+                f"{self.model.__name__}.{self.name} was not prefetched: select with "
+                f".prefetch({self.model.__name__}.{self.name}) (relations never load lazily)")
+        return v
+
+    def __set__(self, obj: "Model", value: Any) -> None:
+        raise AttributeError(f"{self.model.__name__}.{self.name} is a relation, filled by "
+                             f"prefetch(); set the foreign key field instead")
+
+    def resolve(self) -> tuple[type["Model"], int, type["Model"], int]:
+        """(model holding the key, its field index, referenced model, its
+        key's field index). ProgrammingError when the declared column is
+        not a foreign key between the two models."""
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
+    def _resolve(self) -> tuple[type["Model"], int, type["Model"], int]:
+        where = f"{self.model.__name__}.{self.name}"
+        fk = self._fk
+        if not self.many:
+            child, field = self.model, fk
+        elif isinstance(fk, str):
+            mname, _, field = fk.rpartition(".")
+            found = getattr(sys.modules.get(self.model.__module__), mname, None) if mname else None
+            if not (isinstance(found, type) and issubclass(found, Model)):
+                raise ProgrammingError(
+                    f"{where}: cm.reverse({fk!r}) names no model of module "
+                    f"{self.model.__module__} (give 'Model.field', or lambda: Model.field)")
+            child = found
+        else:
+            col = fk if isinstance(fk, Column) else fk()
+            if not isinstance(col, Column):
+                raise ProgrammingError(f"{where}: cm.reverse()'s lambda returned {col!r}, "
+                                       "not a column")
+            child, field = col.model, col.name
+        refs = child.__dict__.get("__references__", {})
+        if field not in refs:
+            raise ProgrammingError(f"{where}: {child.__name__}.{field} is not a foreign key "
+                                   "(cm.column(references=...))")
+        parent = refs[field]
+        if self.many and parent is not self.model:
+            raise ProgrammingError(f"{where}: {child.__name__}.{field} references "
+                                   f"{parent.__name__}, not {self.model.__name__}")
+        pt = table_of(parent)
+        if len(pt.pk) != 1:
+            raise ProgrammingError(f"{where}: {parent.__name__} needs a one-column primary key")
+        return child, table_of(child).index[field], parent, pt.pk[0]
+
+    def __repr__(self) -> str:
+        return f"<Relation {self.model.__name__}.{self.name}>"
+
+
 def _snake(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
@@ -296,7 +414,7 @@ def _is_classvar(tp: Any) -> bool:
     return tp is ClassVar or typing.get_origin(tp) is ClassVar
 
 
-@dataclass_transform(kw_only_default=True, field_specifiers=(column,))
+@dataclass_transform(kw_only_default=True, field_specifiers=(column, related, reverse))
 class ModelMeta(type):
     """Creates the model's table in the registry from the annotations and
     puts a _core.Column descriptor on the class for each field."""
@@ -317,10 +435,20 @@ class ModelMeta(type):
             for k in reversed(b.__mro__):
                 if k is object or isinstance(k, ModelMeta) or k is _core.ModelBase:
                     continue
+                for fname, v in k.__dict__.items():
+                    if isinstance(v, _RelationSpec):
+                        raise TypeError(f"{name}: relation {fname!r} of mixin {k.__name__}: "
+                                        "declare relations on the model itself")
                 for fname in k.__dict__.get("__annotations__", {}):
                     own[fname] = True
                     if fname in k.__dict__:
                         specs[fname] = k.__dict__[fname]
+        # Relations are not columns, and their annotations may name models
+        # defined later: they stay out of the resolved hints.
+        relations = {k: ns.pop(k) for k, v in list(ns.items()) if isinstance(v, _RelationSpec)}
+        if relations and "__annotations__" in ns:
+            ns["__annotations__"] = {k: v for k, v in ns["__annotations__"].items()
+                                     if k not in relations}
         for fname in ns.get("__annotations__", {}):
             own[fname] = True
             if fname in ns:
@@ -332,11 +460,12 @@ class ModelMeta(type):
         except NameError as e:
             raise TypeError(f"{name}: cannot resolve an annotation ({e})") from None
         fields = [f for f in own if not _is_classvar(hints.get(f)) and not f.startswith("_")]
-        for fname in fields:
+        for fname in [*fields, *relations]:
             if hasattr(Model, fname):
                 raise TypeError(f"{name}.{fname}: a field may not shadow Model.{fname}")
         t = registry.model(table or _snake(name), schema)
         deferred: list[tuple[int, ColumnSpec]] = []
+        references: dict[str, type[Model]] = {}
         for fname in fields:
             raw = specs.get(fname, _MISSING)
             spec: ColumnSpec = raw if isinstance(raw, ColumnSpec) else column(raw)
@@ -360,6 +489,7 @@ class ModelMeta(type):
         for i, spec in deferred:
             if spec.references is not None:
                 target = table_of(spec.references)
+                references[t.names[i]] = spec.references
                 try:
                     action = _FK_ACTIONS[spec.on_delete], _FK_ACTIONS[spec.on_update]
                 except KeyError:
@@ -368,10 +498,21 @@ class ModelMeta(type):
                 t.add_foreign_key([i], target, *action)
             if spec.index and not spec.unique and not spec.primary_key:
                 t.add_index([i])
+        for rname, rspec in relations.items():
+            if not rspec.many and rspec.fk not in references:
+                raise TypeError(f"{name}.{rname}: cm.related({rspec.fk!r}) needs a field of "
+                                f"{name} declared with cm.column(references=...)")
+        t.set_relations(len(relations))
         t.bind(cls)
         type.__setattr__(cls, "__table__", t)
+        type.__setattr__(cls, "__references__", references)
         for i, fname in enumerate(t.names):
             type.__setattr__(cls, fname, t.column(i))
+        rels = {}
+        for slot, (rname, rspec) in enumerate(relations.items()):
+            rels[rname] = Relation(typing.cast("type[Model]", cls), rname, slot, rspec)
+            type.__setattr__(cls, rname, rels[rname])
+        type.__setattr__(cls, "__relations__", rels)
         return cls
 
     def __setattr__(cls, name: str, value: Any) -> None:
@@ -407,6 +548,9 @@ class Model(_core.ModelBase, metaclass=ModelMeta):
 
     __slots__ = ()
     __table__: ClassVar[Any]
+    # Field name -> the model it references; relation name -> Relation.
+    __references__: ClassVar[dict[str, type["Model"]]]
+    __relations__: ClassVar[dict[str, Relation]]
 
     def __init_subclass__(cls, *, table: Optional[str] = None, schema: Optional[str] = None,
                           **kw: Any) -> None:

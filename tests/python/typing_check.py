@@ -33,6 +33,34 @@ class Account(cm.Model, table="accounts"):
     note: cm.Column[Optional[str]] = cm.column(default=None)
 
 
+# Relations: annotated with what they hold, left out of __init__.
+class Writer(cm.Model):
+    id: int = cm.column(primary_key=True)
+    name: str
+    notes: list[Jot] = cm.reverse("Jot.writer_id")
+
+
+class Jot(cm.Model):
+    id: int = cm.column(primary_key=True)
+    writer_id: int = cm.column(references=Writer)
+    reviewer_id: Optional[int] = cm.column(default=None, references=Writer)
+    writer: Writer = cm.related("writer_id")
+    reviewer: Optional[Writer] = cm.related("reviewer_id")
+
+
+async def relations() -> None:
+    ws = await Writer.select().prefetch(Writer.notes, notes=Jot.select().order_by(Jot.id))
+    assert_type(ws, list[Writer])
+    assert_type(ws[0].notes, list[Jot])
+    j = await Jot.select().prefetch(Jot.writer, "reviewer").first()
+    assert j is not None
+    assert_type(j.writer, Writer)
+    assert_type(j.reviewer, Optional[Writer])
+    Writer(name="x")
+    Jot(writer_id=1)
+    Writer(name="x", notes=[])  # type: ignore[call-arg]
+
+
 async def queries(db: cm.Database) -> None:
     users = await User.select()
     reveal_type(users)
