@@ -299,6 +299,8 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->json_loads);
     for (int i = 0; i < PYCORM_JSON_KEYS; i++)
         Py_VISIT(st->json_keys[i]);
+    for (int i = 0; i < PYCORM_ROW_DESCS; i++)
+        Py_VISIT(st->row_descs[i]);
     Py_VISIT(st->uuid_int_slot);
     Py_VISIT(st->uuid_safe_slot);
     Py_VISIT(st->uuid_safe_unknown);
@@ -330,6 +332,8 @@ static int mod_clear(PyObject *m)
     Py_CLEAR(st->json_loads);
     for (int i = 0; i < PYCORM_JSON_KEYS; i++)
         Py_CLEAR(st->json_keys[i]);
+    for (int i = 0; i < PYCORM_ROW_DESCS; i++)
+        Py_CLEAR(st->row_descs[i]);
     Py_CLEAR(st->uuid_int_slot);
     Py_CLEAR(st->uuid_safe_slot);
     Py_CLEAR(st->uuid_safe_unknown);

@@ -16,6 +16,7 @@
 
 /* Everything the module keeps: no static PyObject * anywhere. */
 #define PYCORM_JSON_KEYS 64
+#define PYCORM_ROW_DESCS 8
 
 typedef struct pycorm_state {
     PyTypeObject *PoolType;
@@ -41,6 +42,7 @@ typedef struct pycorm_state {
     PyObject *uuid_int_slot, *uuid_safe_slot, *uuid_safe_unknown;
     PyObject *json_loads, *json_dumps;
     PyObject *json_keys[PYCORM_JSON_KEYS]; /* recent JSON object keys (convert.c) */
+    PyObject *row_descs[PYCORM_ROW_DESCS]; /* recent Row descriptions (row.c) */
     PyObject *get_running_loop;         /* asyncio.get_running_loop */
     /* Interned names. */
     PyObject *s_create_future, *s_add_reader, *s_remove_reader, *s_add_writer,

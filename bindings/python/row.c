@@ -6,6 +6,7 @@
 #include "pycorm.h"
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct {
     PyObject_VAR_HEAD
@@ -13,7 +14,7 @@ typedef struct {
     PyObject *items[1];
 } RowObject;
 
-PyObject *pycorm_row_desc(pycorm_state *st, const corm_result *r)
+static PyObject *make_desc(const corm_result *r)
 {
     int ncols = corm_result_ncols(r);
     PyObject *names = PyTuple_New(ncols);
@@ -49,6 +50,46 @@ fail:
     Py_XDECREF(names);
     Py_XDECREF(index);
     return NULL;
+}
+
+/* Whether desc names exactly r's columns, in order. */
+static bool desc_matches(PyObject *desc, const corm_result *r)
+{
+    PyObject *names = PyTuple_GET_ITEM(desc, 0);
+    int ncols = corm_result_ncols(r);
+    if (PyTuple_GET_SIZE(names) != ncols)
+        return false;
+    for (int c = 0; c < ncols; c++) {
+        const char *n = corm_result_colname(r, c);
+        const char *have = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, c));
+        if (!n || !have || strcmp(n, have) != 0) {
+            PyErr_Clear();
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Descriptions are shared across results with the same columns (the same
+ * statement, run again): building one costs more than decoding a short
+ * row. A few recent ones are kept, by a hash of the names. */
+PyObject *pycorm_row_desc(pycorm_state *st, const corm_result *r)
+{
+    uint32_t h = 2166136261u;
+    int ncols = corm_result_ncols(r);
+    for (int c = 0; c < ncols; c++) {
+        const char *n = corm_result_colname(r, c);
+        for (const char *p = n ? n : ""; *p; p++)
+            h = (h ^ (unsigned char)*p) * 16777619u;
+        h = (h ^ 0xff) * 16777619u;
+    }
+    PyObject **slot = &st->row_descs[h % PYCORM_ROW_DESCS];
+    if (*slot && desc_matches(*slot, r))
+        return Py_NewRef(*slot);
+    PyObject *desc = make_desc(r);
+    if (desc)
+        Py_XSETREF(*slot, Py_NewRef(desc));
+    return desc;
 }
 
 PyObject *pycorm_row_new(pycorm_state *st, PyObject *desc, Py_ssize_t n)

@@ -314,11 +314,13 @@ static int pool_submit(corm_pool *p, const corm_query *q, corm_rows_fn *rows,
         r->deadline = corm__now_ms() + q->timeout_ms;
     if (id)
         *id = r->id;
-    if (m)
+    if (m) {
         corm__conn_push(m->c, r);
-    else
+    } else {
+        /* Served from the next step, once a connection is free. */
         queue_request(p, r);
-    p->work = true;
+        p->work = true;
+    }
     sync_watch(p);
     return CORM_OK;
 }

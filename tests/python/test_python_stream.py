@@ -131,3 +131,27 @@ def test_streams_inside_a_transaction(url, run):
             return [r[0] for r in a] == list(range(1, 5001)), len(b)
 
     assert run(main()) == (True, 5000)
+
+
+def test_row_names_follow_each_result(url, run):
+    """Row descriptions are shared between results with the same columns;
+    results whose names differ (in name, order or number) must not share."""
+    async def main():
+        async with await cm.connect(url, min_size=1, max_size=1) as db:
+            out = []
+            for _ in range(3):
+                out.append(await db.fetchrow("SELECT 1 AS a, 2 AS b"))
+                out.append(await db.fetchrow("SELECT 1 AS b, 2 AS a"))
+                out.append(await db.fetchrow("SELECT 1 AS a, 2 AS c"))
+                out.append(await db.fetchrow("SELECT 1 AS a"))
+                out.append(await db.fetchrow('SELECT 1 AS "a b", 2 AS "é"'))
+            return out
+
+    rows = run(main())
+    for k in range(3):
+        ab, ba, ac, a, odd = rows[5 * k:5 * k + 5]
+        assert (ab["a"], ab["b"]) == (1, 2)
+        assert (ba["a"], ba["b"]) == (2, 1)
+        assert (ac["a"], ac["c"]) == (1, 2) and "b" not in ac.keys()
+        assert len(a) == 1 and a["a"] == 1
+        assert (odd["a b"], odd["é"]) == (1, 2)
