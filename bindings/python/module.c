@@ -285,6 +285,9 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->ConnType);
     Py_VISIT(st->RowType);
     Py_VISIT(st->RequestType);
+    Py_VISIT(st->FutureType);
+    Py_VISIT(st->future_cancel);
+    Py_VISIT(st->kw_loop);
     Py_VISIT(st->Error);
     for (int i = 0; i <= PYCORM_NCODES; i++)
         Py_VISIT(st->exc[i]);
@@ -318,6 +321,9 @@ static int mod_clear(PyObject *m)
     Py_CLEAR(st->ConnType);
     Py_CLEAR(st->RowType);
     Py_CLEAR(st->RequestType);
+    Py_CLEAR(st->FutureType);
+    Py_CLEAR(st->future_cancel);
+    Py_CLEAR(st->kw_loop);
     Py_CLEAR(st->Error);
     for (int i = 0; i <= PYCORM_NCODES; i++)
         Py_CLEAR(st->exc[i]);

@@ -7,6 +7,12 @@
  */
 #include "pycorm.h"
 
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_READONLY READONLY
+#endif
+
 #include <math.h>
 #include <stddef.h>
 #include <structmember.h>
@@ -258,6 +264,158 @@ static void pool_step(PoolObject *self, int fd)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* ---- futures --------------------------------------------------------------- */
+
+/* Our futures are asyncio.Future with one slot more: the request that a
+ * cancel() must stop. An add_done_callback would do the same at the price
+ * of a loop callback on every completion. */
+#define FUTURE_REQ(st, fut) ((PyObject **)((char *)(fut) + (st)->future_req_offset))
+
+static PyObject *new_future(PoolObject *self)
+{
+    pycorm_state *st = self->st;
+    PyObject *args[1] = {self->loop};
+    return PyObject_Vectorcall((PyObject *)st->FutureType, args, 0, st->kw_loop);
+}
+
+static void future_watch(PyObject *fut, RequestObject *req)
+{
+    PyObject **slot = FUTURE_REQ(req->pool->st, fut);
+    Py_XSETREF(*slot, Py_NewRef((PyObject *)req));
+}
+
+static void future_unwatch(pycorm_state *st, PyObject *fut)
+{
+    if (fut && PyObject_TypeCheck(fut, st->FutureType))
+        Py_CLEAR(*FUTURE_REQ(st, fut));
+}
+
+static PyObject *request_call(RequestObject *self, PyObject *args, PyObject *kw);
+
+/* Future.cancel(msg=None), then the request is stopped. */
+static PyObject *future_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    pycorm_state *st = pycorm_state_of_type(Py_TYPE(self));
+    if (!st)
+        return NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *stack[4];
+    if (nargs + nkw > 3) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes at most one argument");
+        return NULL;
+    }
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < nargs + nkw; i++)
+        stack[i + 1] = args[i];
+    PyObject *r = PyObject_Vectorcall(st->future_cancel, stack, (size_t)nargs + 1, kwnames);
+    PyObject *req = *FUTURE_REQ(st, self);
+    if (r == Py_True && req) {
+        RequestObject *rq = (RequestObject *)Py_NewRef(req);
+        Py_CLEAR(*FUTURE_REQ(st, self));
+        PyObject *done;
+        if (rq->pool && rq->pool->stepping) {
+            /* Inside the engine's step (a conversion ran Python code that
+             * cancelled): stop the request from the loop, after the step. */
+            PyObject *cargs[2] = {(PyObject *)rq, self};
+            done = PyObject_Vectorcall(rq->pool->call_soon, cargs, 2, NULL);
+        } else {
+            done = request_call(rq, NULL, NULL);
+        }
+        if (!done)
+            Py_CLEAR(r);
+        Py_XDECREF(done);
+        Py_DECREF(rq);
+    }
+    return r;
+}
+
+static int future_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    pycorm_state *st = PyType_GetModuleState(tp);
+    Py_VISIT(tp);
+    if (st)
+        Py_VISIT(*FUTURE_REQ(st, self));
+    return tp->tp_base->tp_traverse(self, visit, arg);
+}
+
+static int future_clear(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    pycorm_state *st = PyType_GetModuleState(tp);
+    if (st)
+        Py_CLEAR(*FUTURE_REQ(st, self));
+    return tp->tp_base->tp_clear(self);
+}
+
+static void future_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    /* The base runs its finalizer (the "exception never retrieved" log)
+     * only for exact futures: run it here for ours. */
+    if (tp->tp_finalize && PyObject_CallFinalizerFromDealloc(self) < 0)
+        return;   /* resurrected */
+    pycorm_state *st = PyType_GetModuleState(tp);
+    if (st)
+        Py_CLEAR(*FUTURE_REQ(st, self));
+    tp->tp_base->tp_dealloc(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef future_methods[] = {
+    {"cancel", (PyCFunction)(void (*)(void))future_cancel, METH_FASTCALL | METH_KEYWORDS,
+     "Cancels the future and the query (or connection request) behind it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int future_type_init(PyObject *module, pycorm_state *st)
+{
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    if (!asyncio)
+        return -1;
+    PyObject *base = PyObject_GetAttrString(asyncio, "Future");
+    Py_DECREF(asyncio);
+    if (!base)
+        return -1;
+    if (!PyType_Check(base)) {
+        Py_DECREF(base);
+        PyErr_SetString(PyExc_TypeError, "asyncio.Future is not a type");
+        return -1;
+    }
+    st->future_cancel = PyObject_GetAttrString(base, "cancel");
+    PyTypeObject *bt = (PyTypeObject *)base;
+    /* The slot goes after the base's fields; its offset is known only now,
+     * so the member table is built here (the type copies it). */
+    st->future_req_offset = bt->tp_basicsize;
+    PyMemberDef members[] = {
+        {"_corm_request", Py_T_OBJECT_EX, bt->tp_basicsize, Py_READONLY, NULL},
+        {NULL, 0, 0, 0, NULL},
+    };
+    PyType_Slot slots[] = {
+        {Py_tp_methods, future_methods},
+        {Py_tp_members, members},
+        {Py_tp_traverse, future_traverse},
+        {Py_tp_clear, future_clear},
+        {Py_tp_dealloc, future_dealloc},
+        {0, NULL},
+    };
+    PyType_Spec spec = {
+        .name = "cormorant._core.Future",
+        .basicsize = (int)(bt->tp_basicsize + (Py_ssize_t)sizeof(PyObject *)),
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+        .slots = slots,
+    };
+    st->FutureType = st->future_cancel
+                         ? (PyTypeObject *)PyType_FromModuleAndSpec(module, &spec, base)
+                         : NULL;
+    Py_DECREF(base);
+    if (!st->FutureType)
+        return -1;
+    st->kw_loop = Py_BuildValue("(s)", "loop");
+    return st->kw_loop ? 0 : -1;
+}
+
 static RequestObject *request_new(PoolObject *pool, PyObject *fut, int kind, int mode)
 {
     RequestObject *r = PyObject_GC_New(RequestObject, pool->st->RequestType);
@@ -402,6 +560,7 @@ static void on_done(void *ud, corm_result *res, const corm_error *err)
     Py_CLEAR(req->items);
     Py_CLEAR(req->items_cache);
     Py_CLEAR(req->items_error);
+    future_unwatch(req->pool->st, req->fut);
     PyErr_Restore(saved_type, saved, saved_tb);
     Py_DECREF(req); /* the engine's reference */
 }
@@ -451,6 +610,7 @@ static void on_acquired(void *ud, corm_conn *conn, const corm_error *err)
         Py_XDECREF(cancelled);
         Py_XDECREF(c);
     }
+    future_unwatch(pool->st, req->fut);
     PyErr_Restore(saved_type, saved, saved_tb);
     Py_DECREF(req);
 }
@@ -599,7 +759,7 @@ static PyObject *submit(PoolObject *self, corm_conn *conn, int mode, PyObject *c
         goto fail;
     if (tms && corm_query_set_timeout(q, tms, &err) < 0)
         goto engine_error;
-    fut = PyObject_CallNoArgs(self->create_future);
+    fut = new_future(self);
     if (!fut)
         goto fail;
     req = request_new(self, fut, REQ_QUERY, mode);
@@ -616,13 +776,8 @@ static PyObject *submit(PoolObject *self, corm_conn *conn, int mode, PyObject *c
     }
     corm_query_free(q);
     q = NULL;
-    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_add_done_callback, (PyObject *)req);
+    future_watch(fut, req);
     Py_DECREF(req);
-    if (!r) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    Py_DECREF(r);
     update_timer(self, conn != NULL);
     return fut;
 engine_error:
@@ -662,7 +817,7 @@ PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject
         corm_error_clear(&err);
         return NULL;
     }
-    PyObject *fut = PyObject_CallNoArgs(self->create_future);
+    PyObject *fut = new_future(self);
     if (!fut)
         return NULL;
     RequestObject *req = request_new(self, fut, REQ_QUERY, PYCORM_FETCH);
@@ -684,13 +839,8 @@ PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject
         corm_error_clear(&err);
         return NULL;
     }
-    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_add_done_callback, (PyObject *)req);
+    future_watch(fut, req);
     Py_DECREF(req);
-    if (!r) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    Py_DECREF(r);
     update_timer(self, conn != NULL);
     return fut;
 }
@@ -712,7 +862,7 @@ PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *t
     corm_conn *conn = conn_handle((ConnObject *)target);
     if (!conn || check_open(self) < 0)
         return NULL;
-    PyObject *fut = PyObject_CallNoArgs(self->create_future);
+    PyObject *fut = new_future(self);
     if (!fut)
         return NULL;
     RequestObject *req = request_new(self, fut, REQ_QUERY, PYCORM_EXECUTE);
@@ -742,13 +892,8 @@ PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *t
     else
         corm_copy_end(cp, NULL);
     corm_copy_free(cp);   /* the engine keeps it until the copy completes */
-    PyObject *r = PyObject_CallMethodOneArg(fut, st->s_add_done_callback, (PyObject *)req);
+    future_watch(fut, req);
     Py_DECREF(req);
-    if (!r) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    Py_DECREF(r);
     update_timer(self, 1);
     if (filled < 0) {
         /* The error raised here is the one to report; the aborted copy's
@@ -1007,7 +1152,7 @@ static PyObject *pool_acquire(PoolObject *self, PyObject *const *args, Py_ssize_
     int tms;
     if (timeout_ms(self->st, timeout, &tms) < 0)
         return NULL;
-    PyObject *fut = PyObject_CallNoArgs(self->create_future);
+    PyObject *fut = new_future(self);
     if (!fut)
         return NULL;
     RequestObject *req = request_new(self, fut, REQ_ACQUIRE, 0);
@@ -1029,13 +1174,8 @@ static PyObject *pool_acquire(PoolObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     release_deferred(self);
-    PyObject *r = PyObject_CallMethodOneArg(fut, self->st->s_add_done_callback, (PyObject *)req);
+    future_watch(fut, req);
     Py_DECREF(req);
-    if (!r) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    Py_DECREF(r);
     update_timer(self, true);
     return fut;
 }
@@ -1223,7 +1363,7 @@ static PyObject *conn_txn(ConnObject *self, const corm_txn_options *opt, txn_cal
     if (!c)
         return NULL;
     PoolObject *pool = self->pool;
-    PyObject *fut = PyObject_CallNoArgs(pool->create_future);
+    PyObject *fut = new_future(pool);
     if (!fut)
         return NULL;
     RequestObject *req = request_new(pool, fut, REQ_QUERY, PYCORM_NONE);
@@ -1367,6 +1507,8 @@ static PyType_Spec conn_spec = {
 
 int pycorm_pool_init(PyObject *module, pycorm_state *st)
 {
+    if (future_type_init(module, st) < 0)
+        return -1;
     st->RequestType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &request_spec, NULL);
     st->PoolType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &pool_spec, NULL);
     st->ConnType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &conn_spec, NULL);

@@ -23,6 +23,10 @@ typedef struct pycorm_state {
     PyTypeObject *ConnType;
     PyTypeObject *RowType;
     PyTypeObject *RequestType;
+    PyTypeObject *FutureType;           /* asyncio.Future + the request to cancel (pool.c) */
+    Py_ssize_t future_req_offset;       /* where FutureType keeps that request */
+    PyObject *future_cancel;            /* asyncio.Future.cancel */
+    PyObject *kw_loop;                  /* ("loop",) */
     /* Models and built queries (model.c). */
     PyTypeObject *RegistryType, *TableType, *ModelBaseType, *ExprType, *ColumnType,
         *QueryType, *ShapeType;
