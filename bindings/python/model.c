@@ -89,6 +89,9 @@ enum shape_mode {
     SH_INTO = 6,       /* row 0 fills `into` (an instance); returns it (None if no row) */
     SH_INTO_LIST = 7,  /* row i fills into[i]; returns the number of rows */
     SH_ROWS = 8,       /* list of Row */
+    /* Flag: a list known to be short (get()'s LIMIT 2): made from the whole
+     * result, since streaming costs a result copy per row. */
+    SH_WHOLE = 0x100,
 };
 
 typedef struct ShapeObject {
@@ -96,6 +99,7 @@ typedef struct ShapeObject {
     TableObject *table;
     PyObject *into;
     int mode;
+    bool whole;        /* SH_WHOLE was given */
     int ncols;
     int *map;          /* result column -> field index, or -1 */
 } ShapeObject;
@@ -2849,6 +2853,8 @@ static PyObject *colname(const corm_result *r, int c)
 int pycorm_shape_streams(PyObject *shape)
 {
     int mode = ((ShapeObject *)shape)->mode;
+    if (((ShapeObject *)shape)->whole)
+        return 0;
     return mode == SH_MODELS || mode == SH_DICTS || mode == SH_TUPLES || mode == SH_ROWS;
 }
 
@@ -2977,6 +2983,8 @@ static PyObject *mod_run(PyObject *m, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!i|OO:run", kwlist, &target, st->QueryType, &qo,
                                      &mode, &into, &timeout))
         return NULL;
+    bool whole = (mode & SH_WHOLE) != 0;
+    mode &= ~SH_WHOLE;
     QueryObject *q = (QueryObject *)qo;
     int tms = 0;
     if (timeout != Py_None) {
@@ -3007,6 +3015,7 @@ static PyObject *mod_run(PyObject *m, PyObject *args, PyObject *kw)
     sh->table = q->table ? (TableObject *)Py_NewRef(q->table) : NULL;
     sh->into = into == Py_None ? NULL : Py_NewRef(into);
     sh->mode = mode;
+    sh->whole = whole;
     int n = corm_query_ncolumns(q->q);
     sh->ncols = n < 0 ? 0 : n;
     sh->map = PyMem_Calloc(sh->ncols ? (size_t)sh->ncols : 1, sizeof(int));

@@ -577,10 +577,9 @@ class Model(_core.ModelBase, metaclass=ModelMeta):
     async def get(cls: type[M], *exprs: Any, db: Optional["Database"] = None, **lookups: Any) -> M:
         """The one row matching; cm.NotFound when none, cm.MultipleFound
         when more than one."""
-        q = cls.select().filter(*exprs, **lookups)
-        if db is not None:
-            q = q.using(db)
-        rows = await q.limit(2)
+        from .query import get_query, run_models
+
+        rows = await run_models(db, get_query(cls, exprs, lookups))
         if not rows:
             raise NotFound(f"{cls.__name__} matching {lookups or exprs} not found")
         if len(rows) > 1:

@@ -41,6 +41,7 @@ M = TypeVar("M", bound=Model)
 
 # _core.run modes (model.c's enum shape_mode).
 _MODELS, _FIRST, _DICTS, _TUPLES, _SCALAR, _AFFECTED, _INTO, _INTO_LIST, _ROWS = range(9)
+_WHOLE = 0x100   # flag: a short list, not worth streaming
 # corm_query_kind, corm_agg, corm_setop.
 _SELECT, _INSERT, _UPDATE, _DELETE = 1, 2, 3, 4
 _COUNT, _SUM, _AVG, _MIN, _MAX = 1, 2, 3, 4, 5
@@ -122,6 +123,28 @@ _LOOKUPS = {
     "exact", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "icontains",
     "startswith", "istartswith", "endswith", "iendswith", "like", "ilike", "isnull", "range",
 }
+
+
+def get_query(model: type[Model], exprs: tuple[Any, ...], lookups: dict[str, Any]) -> Any:
+    """The core query of Model.get(): SELECT the model WHERE … LIMIT 2,
+    built straight into libcore's builder (get is the hot path of lookups
+    by key: no Select objects copied along the way)."""
+    t = table_of(model)
+    q = _core.query(_SELECT, t)
+    for e in exprs:
+        if not isinstance(e, _core.Expr):
+            raise TypeError(f"where() takes column expressions, not {type(e).__name__}")
+        q.where(e)
+    for k, v in lookups.items():
+        q.where(lookup(model, k, v))
+    q.limit(2)
+    return q
+
+
+def run_models(db: Optional["Database"], q: Any) -> Any:
+    """Awaitable list of instances of q, a core query known to return few
+    rows (get's LIMIT 2), on db or the default database."""
+    return _core.run(_target(db), q, _MODELS | _WHOLE, None, None)
 
 
 def lookup(model: type[Model], key: str, v: Any) -> Expr:
