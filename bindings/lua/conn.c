@@ -11,11 +11,21 @@
  * `:step()` steps the members epoll reports ready (corm_pool_step). Any
  * loop that speaks cqueues' pollable protocol can wait on it. Linux only.
  *
- * Completion. The engine's callbacks only take ownership of the result
- * (corm_result_take) or copy the error and mark the request done; they never
- * touch the lua_State, so they may run inside step. A request's state is
- * plain C memory: if its userdata is collected while the request is in
- * flight, the state is marked abandoned and freed by the callback.
+ * Completion. The engine's done callbacks only take ownership of the
+ * result (corm_result_take) or copy the error and mark the request done;
+ * they never touch the lua_State. A request's state is plain C memory: if
+ * its userdata is collected while the request is in flight, the state is
+ * marked abandoned and freed by the callback.
+ *
+ * Streaming. A streamed statement's rows become Lua tables while the rest
+ * are still arriving, so conversion overlaps the server's work and no
+ * result ever holds all rows. The engine hands batches over only from
+ * inside a step, and every step is made from a Lua call (req:step(),
+ * pool:step(), a submit on a lent connection), so the box remembers the
+ * thread making that call for its duration; the rows callback builds on
+ * that thread, under lua_pcall (a Lua error must never unwind through the
+ * engine), into a state table anchored in the registry by the request.
+ * Which coroutine steps does not matter: they share the registry.
  */
 #include "lcorm.h"
 
@@ -71,18 +81,21 @@ static void release_deferred(lcorm_box *b)
 }
 
 /* Steps every member epoll reports ready, or the pool's deadlines. */
-static void box_step(lcorm_box *b)
+static void box_step(lua_State *L, lcorm_box *b)
 {
     if (!b->pool)
         return;
     struct epoll_event evs[32];
     int n = epoll_wait(b->epfd, evs, 32, 0);
+    lua_State *outer = b->L;
+    b->L = L;
     b->stepping++;
     for (int i = 0; i < n && b->pool; i++)
         corm_pool_step(b->pool, evs[i].data.fd, NULL);
     if (n <= 0 && b->pool)
         corm_pool_step(b->pool, -1, NULL);
     b->stepping--;
+    b->L = outer;
     release_deferred(b);
 }
 
@@ -107,7 +120,20 @@ typedef struct lcorm_req {
     corm_result *res;      /* owned once done */
     corm_conn *conn;       /* REQ_ACQUIRE: the lent connection, until taken */
     corm_error err;
+    /* Streamed statements only: */
+    int st;                /* registry ref of the state table, or LUA_NOREF */
+    bool failed;           /* a batch could not be converted: err says why */
+    int ncols;             /* -1 until the first batch fixes the row shape */
+    int qncols;            /* columns the query's model mapping names, or -1 */
+    int nfields;
+    int *fields;           /* qncols of them, or NULL (lcorm_shape) */
+    unsigned char *rawarr;
+    lua_Integer nrows;
+    int32_t json_hint[2 * LCORM_JSON_HINTS];   /* kept from batch to batch */
 } lcorm_req;
+
+/* Slots of a streamed request's state table. */
+enum { ST_FN = 1, ST_ROWS, ST_MT, ST_CLEAN, ST_INT64, ST_JSON, ST_NAMES };
 
 typedef struct {
     lcorm_req *r;          /* NULL: closed */
@@ -117,6 +143,7 @@ static void req_free(lcorm_req *r)
 {
     corm_result_free(r->res);
     corm_error_clear(&r->err);
+    free(r->fields);
     free(r);
 }
 
@@ -128,10 +155,111 @@ static void on_done(void *ud, corm_result *res, const corm_error *err)
         return;
     }
     r->done = true;
+    if (r->failed)
+        return;        /* the conversion error is the request's outcome */
     if (err)
         corm_error_copy(&r->err, err);
     else
         r->res = corm_result_take(res);
+}
+
+static void stream_fail(lcorm_req *r, int code, const char *msg)
+{
+    corm_error tmp = CORM_ERROR_INIT;
+    tmp.code = code;
+    tmp.message = (char *)msg;   /* borrowed; corm_error_copy duplicates it */
+    corm_error_copy(&r->err, &tmp);
+    r->failed = true;
+}
+
+/* The first batch fixes the keys: the model mapping's when the result has
+ * the columns the query announced, else the result's column names. */
+static void stream_shape(lua_State *L, lcorm_req *r, const corm_result *res, int st)
+{
+    int ncols = corm_result_ncols(res);
+    bool mapped = ncols == r->qncols;
+    if (!mapped) {
+        free(r->fields);
+        r->fields = NULL;
+        r->rawarr = NULL;
+    }
+    luaL_checkstack(L, 2, NULL);
+    for (int c = 0; c < ncols; c++) {
+        if (mapped) {
+            lua_rawgeti(L, st, ST_NAMES + c);
+            bool named = lua_type(L, -1) == LUA_TSTRING;
+            lua_pop(L, 1);
+            if (named)
+                continue;
+        }
+        const char *name = corm_result_colname(res, c);
+        lua_pushstring(L, name ? name : "?column?");
+        lua_rawseti(L, st, ST_NAMES + c);
+    }
+    r->ncols = ncols;
+}
+
+/* Converts one batch (lua_pcall'd from on_rows): state table, request and
+ * batch at 1, 2 and 3. A conversion failure marks the request failed. */
+static int stream_batch(lua_State *L)
+{
+    lcorm_req *r = lua_touserdata(L, 2);
+    const corm_result *res = lua_touserdata(L, 3);
+    if (r->ncols < 0)
+        stream_shape(L, r, res, 1);
+    int ncols = r->ncols;
+    luaL_checkstack(L, ncols + 16, "too many columns");
+    lua_rawgeti(L, 1, ST_ROWS);
+    int list = lua_gettop(L);
+    lua_rawgeti(L, 1, ST_MT);
+    lua_rawgeti(L, 1, ST_CLEAN);
+    lua_rawgeti(L, 1, ST_INT64);
+    lua_rawgeti(L, 1, ST_JSON);
+    lcorm_cvt cvt;
+    lcorm_cvt_from(L, &cvt, list + 3, list + 4);
+    lcorm_shape sh = {ncols, list + 5, r->fields, r->rawarr, r->nfields,
+                      lua_isnil(L, list + 1) ? 0 : list + 1, lua_isnil(L, list + 2) ? 0 : list + 2};
+    for (int c = 0; c < ncols; c++)
+        lua_rawgeti(L, 1, ST_NAMES + c);
+    memcpy(cvt.json_hint, r->json_hint, sizeof cvt.json_hint);
+    corm_error err = CORM_ERROR_INIT;
+    int ok = lcorm_append_rows(L, &cvt, &sh, res, list, &r->nrows, &err);
+    memcpy(r->json_hint, cvt.json_hint, sizeof cvt.json_hint);
+    if (!ok) {
+        corm_error_clear(&r->err);
+        r->err = err;   /* moved */
+        r->failed = true;
+    }
+    return 0;
+}
+
+static void on_rows(void *ud, const corm_result *rows)
+{
+    lcorm_req *r = ud;
+    if (r->abandoned || r->failed)
+        return;    /* nobody will read them, or the outcome is settled */
+    lua_State *L = r->box->L;
+    if (!L || r->st == LUA_NOREF) {
+        stream_fail(r, CORM_EMISUSE, "rows arrived outside a step made from Lua");
+        return;
+    }
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 8)) {
+        stream_fail(r, CORM_ENOMEM, "no Lua stack space for a row");
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->st);
+    lua_rawgeti(L, -1, ST_FN);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, r);
+    lua_pushlightuserdata(L, (void *)rows);
+    int rc = lua_pcall(L, 3, 0, 0);
+    if (rc != 0) {
+        const char *msg = lua_tostring(L, -1);
+        stream_fail(r, rc == LUA_ERRMEM ? CORM_ENOMEM : CORM_EDATA,
+                    msg ? msg : "error converting a row");
+    }
+    lua_settop(L, top);
 }
 
 static void defer_release(lcorm_box *b, corm_conn *c)
@@ -175,9 +303,61 @@ static lcorm_req *req_new(lua_State *L, lcorm_box *b, int kind)
     r->box = b;
     r->kind = kind;
     r->err = (corm_error)CORM_ERROR_INIT;
+    r->st = LUA_NOREF;
+    r->ncols = -1;
+    r->qncols = -1;
     b->refs++;
     u->r = r;
     return r;
+}
+
+/*
+ * Makes the request r (its userdata on top, still marked done so that a
+ * memory error here frees it) streamed: builds its state table from *so
+ * (metatable, snapshot table and model mapping, or all absent) and the
+ * conversion hooks of the moment. May raise.
+ */
+static void stream_setup(lua_State *L, lcorm_req *r, const lcorm_stream *so)
+{
+    static const lcorm_stream plain = {0, 0, -1, 0, NULL, NULL, 0};
+    if (!so)
+        so = &plain;
+    int nnames = so->qncols > 0 ? so->qncols : 0;
+    luaL_checkstack(L, 4, NULL);
+    lua_createtable(L, ST_NAMES - 1 + nnames, 0);
+    lua_pushcfunction(L, stream_batch);
+    lua_rawseti(L, -2, ST_FN);
+    lua_newtable(L);
+    lua_rawseti(L, -2, ST_ROWS);
+    if (so->mt) {
+        lua_pushvalue(L, so->mt);
+        lua_rawseti(L, -2, ST_MT);
+    }
+    if (so->clean) {
+        lua_pushvalue(L, so->clean);
+        lua_rawseti(L, -2, ST_CLEAN);
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, LCORM_STATE);
+    lua_getfield(L, -1, "int64");
+    lua_rawseti(L, -3, ST_INT64);
+    lua_getfield(L, -1, "json");
+    lua_rawseti(L, -3, ST_JSON);
+    lua_pop(L, 1);
+    for (int c = 0; c < nnames; c++) {
+        lua_pushvalue(L, so->names + c);
+        lua_rawseti(L, -2, ST_NAMES + c);
+    }
+    r->st = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->qncols = so->qncols;
+    r->nfields = so->nfields;
+    if (nnames && so->fields) {
+        r->fields = malloc((size_t)nnames * (sizeof(int) + 1));
+        if (!r->fields)
+            luaL_error(L, "not enough memory");
+        r->rawarr = (unsigned char *)(r->fields + nnames);
+        memcpy(r->fields, so->fields, (size_t)nnames * sizeof(int));
+        memcpy(r->rawarr, so->rawarr, (size_t)nnames);
+    }
 }
 
 static lcorm_req *checkreq(lua_State *L)
@@ -197,6 +377,10 @@ static int req_release(lua_State *L)
         return 0;
     u->r = NULL;
     lcorm_box *b = r->box;
+    if (r->st != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, r->st);   /* the rows, if any, go with it */
+        r->st = LUA_NOREF;
+    }
     if (!r->done && b->pool) {
         r->abandoned = true;   /* the engine still holds r: its callback frees it */
     } else {
@@ -240,7 +424,7 @@ static int req_step(lua_State *L)
 {
     lcorm_req *r = checkreq(L);
     if (!r->done)
-        box_step(r->box);
+        box_step(L, r->box);
     lua_pushboolean(L, r->done || !r->box->pool);
     return 1;
 }
@@ -279,8 +463,15 @@ static int req_take(lua_State *L)
     if (!r->res)
         return luaL_error(L, "result already taken");
     corm_error err = CORM_ERROR_INIT;
-    if (!lcorm_push_rows(L, r->res, &err))
+    if (r->st != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, r->st);
+        lua_rawgeti(L, -1, ST_ROWS);
+        lua_remove(L, -2);
+        luaL_unref(L, LUA_REGISTRYINDEX, r->st);
+        r->st = LUA_NOREF;
+    } else if (!lcorm_push_rows(L, r->res, &err)) {
         return lcorm_fail(L, &err);
+    }
     int64_t affected = corm_result_affected(r->res);
     if (affected >= 0)
         lua_pushinteger(L, (lua_Integer)affected);
@@ -359,7 +550,11 @@ static int conn_release(lua_State *L)
     if (!b)
         return 0;
     u->box = NULL;
-    if (b->pool && u->c)
+    /* Collected while rows were being converted inside a step: give it
+     * back after the step, as the engine's callbacks may not. */
+    if (b->pool && u->c && b->stepping)
+        defer_release(b, u->c);
+    else if (b->pool && u->c)
         corm_pool_release(b->pool, u->c, NULL);
     u->c = NULL;
     box_unref(b);
@@ -368,22 +563,32 @@ static int conn_release(lua_State *L)
 
 /* After a submit on a lent connection: let the pool report the member's
  * wanted events again (a partial flush wants write), outside any callback. */
-static void conn_sync(lcorm_box *b)
+static void conn_sync(lua_State *L, lcorm_box *b)
 {
     if (b->pool && !b->stepping) {
+        b->L = L;
+        b->stepping++;
         corm_pool_step(b->pool, -1, NULL);
+        b->stepping--;
+        b->L = NULL;
         release_deferred(b);
     }
 }
 
-/* conn:submit(sql, ...) -> request | nil, err */
-static int conn_submit(lua_State *L)
+/* conn:submit(sql, ...) -> request | nil, err; conn:stream(sql, ...) the
+ * same, streamed (rows converted as they arrive). */
+static int conn_send(lua_State *L, bool stream)
 {
     lcorm_connud *u = checkconn(L);
     const char *sql = luaL_checkstring(L, 2);
     int top = lua_gettop(L);
     lcorm_check_params(L, 3, top);
     lcorm_req *r = req_new(L, u->box, REQ_QUERY);
+    if (stream) {
+        r->done = true;
+        stream_setup(L, r, NULL);
+        r->done = false;
+    }
     corm_error err = CORM_ERROR_INIT;
     corm_query *q = NULL;
     int rc = corm_query_sql(&q, sql, &err);
@@ -392,15 +597,19 @@ static int conn_submit(lua_State *L)
     if (rc == CORM_OK && u->box->query_timeout_ms > 0)
         rc = corm_query_set_timeout(q, u->box->query_timeout_ms, &err);
     if (rc == CORM_OK)
-        rc = corm_conn_submit(u->c, q, on_done, r, &r->id, &err);
+        rc = stream ? corm_conn_submit_stream(u->c, q, on_rows, on_done, r, &r->id, &err)
+                    : corm_conn_submit(u->c, q, on_done, r, &r->id, &err);
     corm_query_free(q);
     if (rc < 0) {
         r->done = true;   /* never submitted: nothing will call back */
         return lcorm_fail(L, &err);
     }
-    conn_sync(u->box);
+    conn_sync(L, u->box);
     return 1;
 }
+
+static int conn_submit(lua_State *L) { return conn_send(L, false); }
+static int conn_stream(lua_State *L) { return conn_send(L, true); }
 
 enum { TXN_BEGIN, TXN_COMMIT, TXN_ROLLBACK };
 
@@ -435,7 +644,7 @@ static int conn_txn(lua_State *L, int what)
         r->done = true;
         return lcorm_fail(L, &err);
     }
-    conn_sync(u->box);
+    conn_sync(L, u->box);
     return 1;
 }
 
@@ -470,7 +679,7 @@ static int conn_timeout(lua_State *L)
 
 static int conn_step(lua_State *L)
 {
-    box_step(checkconn(L)->box);
+    box_step(L, checkconn(L)->box);
     return 0;
 }
 
@@ -621,14 +830,20 @@ static int pool_closed(lua_State *L)
 }
 
 /* pool:submit(sql, ...) -> request | nil, err. Parameters: nil, boolean,
- * integer (int8), float (float8), string (untyped text), LuaJIT int64 cdata. */
-static int pool_submit(lua_State *L)
+ * integer (int8), float (float8), string (untyped text), LuaJIT int64 cdata.
+ * pool:stream(sql, ...): the same, streamed (rows converted as they arrive). */
+static int pool_send(lua_State *L, bool stream)
 {
     lcorm_box *b = checkpool(L);
     const char *sql = luaL_checkstring(L, 2);
     int top = lua_gettop(L);
     lcorm_check_params(L, 3, top);
     lcorm_req *r = req_new(L, b, REQ_QUERY);
+    if (stream) {
+        r->done = true;
+        stream_setup(L, r, NULL);
+        r->done = false;
+    }
     corm_error err = CORM_ERROR_INIT;
     corm_query *q = NULL;
     int rc = corm_query_sql(&q, sql, &err);
@@ -637,7 +852,8 @@ static int pool_submit(lua_State *L)
     if (rc == CORM_OK && b->query_timeout_ms > 0)
         rc = corm_query_set_timeout(q, b->query_timeout_ms, &err);
     if (rc == CORM_OK)
-        rc = corm_pool_submit(b->pool, q, on_done, r, &r->id, &err);
+        rc = stream ? corm_pool_submit_stream(b->pool, q, on_rows, on_done, r, &r->id, &err)
+                    : corm_pool_submit(b->pool, q, on_done, r, &r->id, &err);
     corm_query_free(q);
     if (rc < 0) {
         r->done = true;   /* never submitted: nothing will call back */
@@ -645,6 +861,9 @@ static int pool_submit(lua_State *L)
     }
     return 1;
 }
+
+static int pool_submit(lua_State *L) { return pool_send(L, false); }
+static int pool_stream(lua_State *L) { return pool_send(L, true); }
 
 /* pool:acquire([timeout_seconds]) -> request (whose take() gives a conn) */
 static int pool_acquire(lua_State *L)
@@ -687,7 +906,7 @@ static int pool_timeout(lua_State *L)
 
 static int pool_step(lua_State *L)
 {
-    box_step(checkpool(L));
+    box_step(L, checkpool(L));
     return 0;
 }
 
@@ -712,8 +931,9 @@ static int pool_tostring(lua_State *L)
 /* ---- for query.c: built queries through the same requests -------------- */
 
 /* Submits q on the pool or lent connection at idx (the pool's query
- * timeout applies); pushes the request, or nil, err. */
-int lcorm_submit_query(lua_State *L, int idx, corm_query *q)
+ * timeout applies), streamed when so is given; pushes the request, or
+ * nil, err. */
+int lcorm_submit_query(lua_State *L, int idx, corm_query *q, const lcorm_stream *so)
 {
     lcorm_box *b;
     corm_conn *c = NULL;
@@ -732,11 +952,19 @@ int lcorm_submit_query(lua_State *L, int idx, corm_query *q)
         c = cu->c;
     }
     lcorm_req *r = req_new(L, b, REQ_QUERY);
+    if (so) {
+        r->done = true;
+        stream_setup(L, r, so);
+        r->done = false;
+    }
     corm_error err = CORM_ERROR_INIT;
     int rc = CORM_OK;
     if (b->query_timeout_ms > 0)
         rc = corm_query_set_timeout(q, b->query_timeout_ms, &err);
-    if (rc == CORM_OK)
+    if (rc == CORM_OK && so)
+        rc = c ? corm_conn_submit_stream(c, q, on_rows, on_done, r, &r->id, &err)
+               : corm_pool_submit_stream(b->pool, q, on_rows, on_done, r, &r->id, &err);
+    else if (rc == CORM_OK)
         rc = c ? corm_conn_submit(c, q, on_done, r, &r->id, &err)
                : corm_pool_submit(b->pool, q, on_done, r, &r->id, &err);
     if (rc < 0) {
@@ -744,7 +972,7 @@ int lcorm_submit_query(lua_State *L, int idx, corm_query *q)
         return lcorm_fail(L, &err);
     }
     if (c)
-        conn_sync(b);
+        conn_sync(L, b);
     return 1;
 }
 
@@ -773,6 +1001,20 @@ int lcorm_req_result(lua_State *L, int idx, corm_result **res)
     return 0;
 }
 
+int lcorm_req_stream_rows(lua_State *L, int idx)
+{
+    lcorm_requd *u = luaL_checkudata(L, idx, LCORM_REQUEST);
+    lcorm_req *r = u->r;
+    if (!r || r->st == LUA_NOREF || !r->done || r->err.code || !r->res)
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->st);
+    lua_rawgeti(L, -1, ST_ROWS);
+    lua_remove(L, -2);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->st);
+    r->st = LUA_NOREF;
+    return 1;
+}
+
 void lcorm_req_drop_result(lua_State *L, int idx)
 {
     lcorm_requd *u = luaL_checkudata(L, idx, LCORM_REQUEST);
@@ -785,7 +1027,7 @@ void lcorm_req_drop_result(lua_State *L, int idx)
 /* ---- registration ------------------------------------------------------- */
 
 static const luaL_Reg pool_methods[] = {
-    {"submit", pool_submit},   {"acquire", pool_acquire}, {"close", pool_close},
+    {"submit", pool_submit},   {"stream", pool_stream},   {"acquire", pool_acquire}, {"close", pool_close},
     {"closed", pool_closed},   {"size", pool_size},       {"pollfd", pool_pollfd},
     {"set_query_timeout", pool_set_query_timeout},
     {"events", l_events},      {"timeout", pool_timeout}, {"step", pool_step},
@@ -795,7 +1037,7 @@ static const luaL_Reg pool_meta[] = {
     {"__gc", pool_gc}, {"__close", pool_gc}, {"__tostring", pool_tostring}, {NULL, NULL}};
 
 static const luaL_Reg conn_methods[] = {
-    {"submit", conn_submit},     {"begin", conn_begin},     {"commit", conn_commit},
+    {"submit", conn_submit},     {"stream", conn_stream},   {"begin", conn_begin},     {"commit", conn_commit},
     {"rollback", conn_rollback}, {"depth", conn_depth},     {"backend_pid", conn_backend_pid},
     {"release", conn_release},   {"pollfd", conn_pollfd},   {"events", l_events},
     {"timeout", conn_timeout},   {"step", conn_step},       {NULL, NULL}};

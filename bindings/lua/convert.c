@@ -19,6 +19,7 @@
 #include "lcorm.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define USEC_PER_SEC INT64_C(1000000)
@@ -55,6 +56,17 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
+/* Writes v (0 <= v < 10^width) as exactly `width` digits; snprintf costs
+ * more than the rest of a row's conversion, so the hot forms are by hand. */
+static char *put_digits(char *p, int64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
 /* "2024-05-06"; *bc tells whether " BC" must follow the whole value. */
 static int fmt_date(char *buf, size_t n, int64_t days_since_2000, bool *bc)
 {
@@ -64,23 +76,39 @@ static int fmt_date(char *buf, size_t n, int64_t days_since_2000, bool *bc)
     *bc = y <= 0;
     if (*bc)
         y = 1 - y;
-    return snprintf(buf, n, "%04lld-%02d-%02d", (long long)y, m, d);
+    if (y > 9999)
+        return snprintf(buf, n, "%04lld-%02d-%02d", (long long)y, m, d);
+    char *p = put_digits(buf, y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p = 0;
+    return (int)(p - buf);
 }
 
-/* "13:45:07" or "13:45:07.25" (fraction without trailing zeros). */
+/* "13:45:07" or "13:45:07.25" (fraction without trailing zeros). buf holds
+ * at least 24 bytes; hours may exceed 24 (time '24:00:00'). */
 static int fmt_time(char *buf, size_t n, int64_t usec)
 {
     int64_t s = usec / USEC_PER_SEC, f = usec % USEC_PER_SEC;
-    int len = snprintf(buf, n, "%02lld:%02lld:%02lld", (long long)(s / 3600),
-                       (long long)(s / 60 % 60), (long long)(s % 60));
+    int64_t h = s / 3600;
+    if (h > 99 || h < 0)
+        return snprintf(buf, n, "%02lld:%02lld:%02lld", (long long)h,
+                        (long long)(s / 60 % 60), (long long)(s % 60));
+    char *p = put_digits(buf, h, 2);
+    *p++ = ':';
+    p = put_digits(p, s / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, s % 60, 2);
     if (f) {
-        char frac[8];
-        snprintf(frac, sizeof frac, "%06lld", (long long)f);
-        for (int i = 5; i > 0 && frac[i] == '0'; i--)
-            frac[i] = 0;
-        len += snprintf(buf + len, n - (size_t)len, ".%s", frac);
+        *p++ = '.';
+        p = put_digits(p, f, 6);
+        while (p[-1] == '0')
+            p--;
     }
-    return len;
+    *p = 0;
+    return (int)(p - buf);
 }
 
 /* "+02", "+05:30", "-03:00:15": PostgreSQL's offset form (seconds east). */
@@ -123,11 +151,15 @@ static void push_timestamp(lua_State *L, int64_t usec, bool utc)
     int len = fmt_date(buf, sizeof buf, days, &bc);
     buf[len++] = ' ';
     len += fmt_time(buf + len, sizeof buf - (size_t)len, usec - days * USEC_PER_DAY);
-    if (utc)
-        len += snprintf(buf + len, sizeof buf - (size_t)len, "+00");
-    if (bc)
-        snprintf(buf + len, sizeof buf - (size_t)len, " BC");
-    lua_pushstring(L, buf);
+    if (utc) {
+        memcpy(buf + len, "+00", 3);
+        len += 3;
+    }
+    if (bc) {
+        memcpy(buf + len, " BC", 3);
+        len += 3;
+    }
+    lua_pushlstring(L, buf, (size_t)len);
 }
 
 /* ISO 8601 duration, as PostgreSQL's IntervalStyle iso_8601 prints it. */
@@ -188,6 +220,192 @@ static void push_uuid(lua_State *L, const uint8_t u[16])
     lua_pushlstring(L, buf, sizeof buf);
 }
 
+/* ---- JSON ----------------------------------------------------------------- */
+
+/*
+ * json/jsonb built straight from the engine's one-pass reader: objects ->
+ * tables, arrays -> sequences, null -> core.null (so arrays keep their
+ * length), numbers -> integers when they are integers that fit (Lua 5.4),
+ * else floats. An empty object and an empty array both become an empty
+ * table: Lua tables do not tell them apart.
+ *
+ * Each container is on the stack while it is open; a finished value is
+ * attached to the container below it (after the key, for an object).
+ * Tables are sized from the last container of the same kind closed at the
+ * same depth (cvt->json_hint): the rows of a column tend to share a shape,
+ * and growing a table from empty rehashes it at every power of two.
+ */
+typedef struct json_ctx {
+    lua_State *L;
+    int32_t *hint;                        /* LCORM_JSON_HINTS objects, then arrays */
+    int depth;
+    int32_t n[CORM_JSON_MAX_DEPTH + 1];   /* items so far in each open container */
+    bool obj[CORM_JSON_MAX_DEPTH + 1];
+} json_ctx;
+
+#define JSON_ESTACK (-1000)   /* a sink's own failure: no stack space */
+
+static void json_attach(json_ctx *j)
+{
+    int d = j->depth;
+    if (d == 0)
+        return;
+    if (j->obj[d]) {
+        lua_rawset(j->L, -3);
+        j->n[d]++;
+    } else {
+        lua_rawseti(j->L, -2, ++j->n[d]);
+    }
+}
+
+static int json_null(void *ud)
+{
+    json_ctx *j = ud;
+    lua_pushlightuserdata(j->L, NULL);   /* core.null */
+    json_attach(j);
+    return 0;
+}
+
+static int json_boolean(void *ud, int value)
+{
+    json_ctx *j = ud;
+    lua_pushboolean(j->L, value);
+    json_attach(j);
+    return 0;
+}
+
+static int json_number(void *ud, const char *text, size_t len, int integer)
+{
+    json_ctx *j = ud;
+#if LCORM_HAS_INTEGERS
+    if (integer) {
+        bool neg = text[0] == '-';
+        uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+        size_t i = neg;
+        for (; i < len; i++) {
+            unsigned d = (unsigned)(text[i] - '0');
+            if (v > (limit - d) / 10)
+                break;   /* beyond int64: a float, as Lua's own reader makes it */
+            v = v * 10 + d;
+        }
+        if (i == len) {
+            lua_pushinteger(j->L, neg ? (lua_Integer)(0 - v) : (lua_Integer)v);
+            json_attach(j);
+            return 0;
+        }
+    }
+#else
+    (void)integer;
+#endif
+    /* The text is not NUL-terminated where the number ends. */
+    char buf[64];
+    if (len < sizeof buf) {
+        memcpy(buf, text, len);
+        buf[len] = 0;
+        lua_pushnumber(j->L, (lua_Number)strtod(buf, NULL));
+    } else {
+        lua_pushlstring(j->L, text, len);
+        lua_Number x = lua_tonumber(j->L, -1);
+        lua_pop(j->L, 1);
+        lua_pushnumber(j->L, x);
+    }
+    json_attach(j);
+    return 0;
+}
+
+static int json_string(void *ud, const char *s, size_t len)
+{
+    json_ctx *j = ud;
+    lua_pushlstring(j->L, s, len);
+    json_attach(j);
+    return 0;
+}
+
+static int json_open(json_ctx *j, bool obj)
+{
+    if (!lua_checkstack(j->L, 4))
+        return JSON_ESTACK;
+    int d = ++j->depth;
+    int32_t hint = d <= LCORM_JSON_HINTS ? j->hint[d - 1 + (obj ? 0 : LCORM_JSON_HINTS)] : 0;
+    lua_createtable(j->L, obj ? 0 : hint, obj ? hint : 0);
+    j->n[d] = 0;
+    j->obj[d] = obj;
+    return 0;
+}
+
+static int json_begin_array(void *ud) { return json_open(ud, false); }
+static int json_begin_object(void *ud) { return json_open(ud, true); }
+
+static int json_close(void *ud)
+{
+    json_ctx *j = ud;
+    int d = j->depth--;
+    if (d <= LCORM_JSON_HINTS)
+        j->hint[d - 1 + (j->obj[d] ? 0 : LCORM_JSON_HINTS)] = j->n[d];
+    json_attach(j);
+    return 0;
+}
+
+static int json_key(void *ud, const char *s, size_t len)
+{
+    json_ctx *j = ud;
+    lua_pushlstring(j->L, s, len);
+    return 0;
+}
+
+static const corm_json_sink json_sink = {
+    json_null,       json_boolean,     json_number,       json_string, json_begin_array,
+    json_close,      json_begin_object, json_key,         json_close,
+};
+
+/* Runs the reader over the text and context given as light userdata at 1
+ * and 2 (the length at 3); leaves the value, or nil and the message. */
+static int json_parse_here(lua_State *L)
+{
+    const char *text = lua_touserdata(L, 1);
+    json_ctx *j = lua_touserdata(L, 2);
+    size_t len = (size_t)lua_tointeger(L, 3);
+    lua_settop(L, 0);
+    j->L = L;
+    j->depth = 0;
+    corm_error err = CORM_ERROR_INIT;
+    int rc = corm_json_parse(text, len, &json_sink, j, &err);
+    if (rc == CORM_OK)
+        return 1;
+    lua_settop(L, 0);
+    lua_pushnil(L);
+    lua_pushstring(L, rc == JSON_ESTACK ? "JSON nested too deeply for the Lua stack"
+                                        : err.message ? err.message : corm_strerror(rc));
+    corm_error_clear(&err);
+    return 2;
+}
+
+/*
+ * Pushes the value of JSON text, or returns 0 with *err filled. The reader
+ * runs under lua_pcall: a Lua memory error raised from a sink would
+ * otherwise jump over the reader's own cleanup.
+ */
+static int push_json(lua_State *L, const lcorm_cvt *cvt, const char *text, size_t len,
+                     corm_error *err)
+{
+    json_ctx j;
+    j.hint = (int32_t *)cvt->json_hint;   /* scratch sizes, mutable under a const cvt */
+    luaL_checkstack(L, 4, NULL);
+    lua_pushcfunction(L, json_parse_here);
+    lua_pushlightuserdata(L, (void *)(text ? text : ""));
+    lua_pushlightuserdata(L, &j);
+    lua_pushinteger(L, (lua_Integer)len);
+    int rc = lua_pcall(L, 3, 2, 0);
+    if (rc == 0 && !lua_isnil(L, -2)) {
+        lua_pop(L, 1);
+        return 1;
+    }
+    const char *msg = lua_tostring(L, -1);
+    set_error(err, rc == LUA_ERRMEM ? CORM_ENOMEM : CORM_EDATA, msg ? msg : "JSON error");
+    lua_pop(L, rc == 0 ? 2 : 1);   /* nil and the message, or the error object */
+    return 0;
+}
+
 /* ---- cells -------------------------------------------------------------- */
 
 void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt)
@@ -196,12 +414,16 @@ void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt)
     lua_getfield(L, LUA_REGISTRYINDEX, LCORM_STATE);
     lua_getfield(L, -1, "int64");
     lua_getfield(L, -2, "json");
-    lua_getfield(L, -3, "null");
-    lua_remove(L, -4);
-    int top = lua_gettop(L);
-    cvt->int64_fn = lua_isfunction(L, top - 2) ? top - 2 : 0;
-    cvt->json_fn = lua_isfunction(L, top - 1) ? top - 1 : 0;
-    cvt->null_idx = top;
+    lua_remove(L, -3);
+    lcorm_cvt_from(L, cvt, lua_gettop(L) - 1, lua_gettop(L));
+}
+
+void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx)
+{
+    cvt->int64_fn = lua_isfunction(L, int64_idx) ? int64_idx : 0;
+    cvt->json_fn = lua_isfunction(L, json_idx) ? json_idx : 0;
+    cvt->json_text = lua_type(L, json_idx) == LUA_TBOOLEAN && !lua_toboolean(L, json_idx);
+    memset(cvt->json_hint, 0, sizeof cvt->json_hint);
 }
 
 static int push_int(lua_State *L, const lcorm_cvt *cvt, int64_t i, corm_error *err)
@@ -239,7 +461,7 @@ static int push_array_level(lua_State *L, const lcorm_cvt *cvt, corm_array *a, i
             if (rc != 1)
                 goto fail;
             if (item.kind == CORM_NULL)
-                lua_pushvalue(L, cvt->null_idx);
+                lua_pushlightuserdata(L, NULL);   /* core.null */
             else if (!lcorm_push_value(L, cvt, &item, err))
                 goto fail;
         }
@@ -288,8 +510,10 @@ int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, co
             lua_pushvalue(L, cvt->json_fn);
             lua_pushlstring(L, v->v.str.ptr ? v->v.str.ptr : "", v->v.str.len);
             lua_call(L, 1, 1);
-        } else {
+        } else if (cvt->json_text) {
             lua_pushlstring(L, v->v.str.ptr ? v->v.str.ptr : "", v->v.str.len);
+        } else {
+            return push_json(L, cvt, v->v.str.ptr, v->v.str.len, err);
         }
         return 1;
     case CORM_DATE:
@@ -297,8 +521,8 @@ int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, co
         return 1;
     case CORM_TIME: {
         char buf[40];
-        fmt_time(buf, sizeof buf, v->v.i);
-        lua_pushstring(L, buf);
+        int len = fmt_time(buf, sizeof buf, v->v.i);
+        lua_pushlstring(L, buf, (size_t)len);
         return 1;
     }
     case CORM_TIMETZ: {
@@ -338,6 +562,57 @@ int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, co
 
 /* ---- rows --------------------------------------------------------------- */
 
+int lcorm_append_rows(lua_State *L, const lcorm_cvt *cvt, const lcorm_shape *sh,
+                      const corm_result *r, int list, lua_Integer *n, corm_error *err)
+{
+    int nrows = corm_result_nrows(r), ncols = sh->ncols;
+    luaL_checkstack(L, 8, NULL);
+    for (int row = 0; row < nrows; row++) {
+        if (sh->clean) {
+            /* instances: the snapshot of the fields as loaded beside the row */
+            lua_createtable(L, 0, ncols);
+            lua_createtable(L, sh->nfields, 0);
+        } else {
+            lua_createtable(L, 0, ncols);
+        }
+        for (int c = 0; c < ncols; c++) {
+            corm_value v;
+            if (corm_result_get(r, row, c, &v, err) < 0)
+                goto fail;
+            if (v.kind == CORM_NULL)
+                continue;
+            lua_pushvalue(L, sh->names + c);
+#ifdef LCORM_HAVE_ARRAYS
+            if (v.kind == CORM_RAW && sh->rawarr && sh->rawarr[c]) {
+                if (!lcorm_push_array(L, cvt, &v, err))
+                    goto fail;
+            } else
+#endif
+            if (!lcorm_push_value(L, cvt, &v, err))
+                goto fail;
+            if (sh->clean && sh->fields && sh->fields[c]) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, -4, sh->fields[c]);   /* snapshot by field position */
+            }
+            lua_rawset(L, sh->clean ? -4 : -3);
+        }
+        if (sh->clean) {
+            lua_pushvalue(L, -2);   /* row */
+            lua_insert(L, -2);      /* row, row, clean */
+            lua_rawset(L, sh->clean);
+        }
+        if (sh->mt) {
+            lua_pushvalue(L, sh->mt);
+            lua_setmetatable(L, -2);
+        }
+        lua_rawseti(L, list, (int)++*n);
+    }
+    return 1;
+fail:
+    lua_pop(L, sh->clean ? 2 : 1);
+    return 0;
+}
+
 int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err)
 {
     int nrows = corm_result_nrows(r), ncols = corm_result_ncols(r);
@@ -346,33 +621,20 @@ int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err)
     lcorm_cvt cvt;
     lcorm_cvt_init(L, &cvt);
     /* Field names interned once per result, then reused by every row. */
-    int names = lua_gettop(L) + 1;
+    lcorm_shape sh = {ncols, lua_gettop(L) + 1, NULL, NULL, 0, 0, 0};
     for (int c = 0; c < ncols; c++) {
         const char *name = corm_result_colname(r, c);
         lua_pushstring(L, name ? name : "?column?");
     }
     lua_createtable(L, nrows > 0 ? nrows : 0, 0);
-    for (int row = 0; row < nrows; row++) {
-        lua_createtable(L, 0, ncols);
-        for (int c = 0; c < ncols; c++) {
-            corm_value v;
-            if (corm_result_get(r, row, c, &v, err) < 0)
-                goto fail;
-            if (v.kind == CORM_NULL)
-                continue;
-            lua_pushvalue(L, names + c);
-            if (!lcorm_push_value(L, &cvt, &v, err))
-                goto fail;
-            lua_rawset(L, -3);
-        }
-        lua_rawseti(L, -2, row + 1);
+    lua_Integer n = 0;
+    if (!lcorm_append_rows(L, &cvt, &sh, r, lua_gettop(L), &n, err)) {
+        lua_settop(L, base);
+        return 0;
     }
     lua_replace(L, base + 1);
     lua_settop(L, base + 1);
     return 1;
-fail:
-    lua_settop(L, base);
-    return 0;
 }
 
 /* ---- parameters ----------------------------------------------------------- */

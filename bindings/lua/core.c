@@ -114,13 +114,15 @@ static int l_poll1(lua_State *L)
  * core.set_hook(name, fn) - the Lua layer's conversion hooks, kept in the
  * registry's module state: "int64" (LuaJIT: 8 native-endian bytes -> int64_t
  * cdata), "cdata" (LuaJIT: int64 cdata parameter -> decimal text), "json"
- * (JSON text -> Lua value). nil removes a hook.
+ * (JSON text -> Lua value, replacing the built-in reader; false: keep the
+ * text). nil removes a hook.
  */
 static int l_set_hook(lua_State *L)
 {
     static const char *const names[] = {"int64", "cdata", "json", NULL};
     int which = luaL_checkoption(L, 1, NULL, names);
-    if (!lua_isnil(L, 2))
+    bool text = which == 2 && lua_type(L, 2) == LUA_TBOOLEAN && !lua_toboolean(L, 2);
+    if (!lua_isnil(L, 2) && !text)
         luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
     lua_getfield(L, LUA_REGISTRYINDEX, LCORM_STATE);

@@ -34,6 +34,7 @@ typedef struct lcorm_box {
     corm_conn **deferred;    /* lent connections to give back after a step */
     int ndeferred, capdeferred;
     int query_timeout_ms;    /* applied to every statement submitted; 0: none */
+    lua_State *L;            /* the thread whose Lua call is stepping, or NULL */
 } lcorm_box;
 
 /* core.c: the module's entry point, the one exported symbol. */
@@ -45,9 +46,26 @@ int luaopen_cormorant_core(lua_State *L);
 /* conn.c */
 int lcorm_open_conn(lua_State *L);   /* registers pool, conn, request classes */
 int lcorm_pool_new(lua_State *L);    /* core.pool(conninfo [, opts]) */
-/* Built queries (query.c) go through the same requests: */
-int lcorm_submit_query(lua_State *L, int idx, corm_query *q);
+/*
+ * Built queries (query.c) go through the same requests. A streamed one
+ * builds its rows while they arrive, as lcorm_append_rows would: with the
+ * metatable and snapshot table at stack indexes mt and clean (0: none),
+ * and, when the result has the qncols columns the query announced, keys
+ * from the qncols strings at stack index names.. and the model mapping
+ * fields/rawarr (copied); otherwise keys are the result's column names.
+ */
+typedef struct lcorm_stream {
+    int mt, clean;
+    int qncols, names;
+    const int *fields;
+    const unsigned char *rawarr;
+    int nfields;
+} lcorm_stream;
+int lcorm_submit_query(lua_State *L, int idx, corm_query *q, const lcorm_stream *so);
 int lcorm_req_result(lua_State *L, int idx, corm_result **res);
+/* For a streamed request done without error: pushes its rows and returns 1
+ * (the result, for the affected count, stays until dropped); else 0. */
+int lcorm_req_stream_rows(lua_State *L, int idx);
 void lcorm_req_drop_result(lua_State *L, int idx);
 
 /* model.c, query.c: models, expressions and built queries */
@@ -70,14 +88,19 @@ int lcorm_expr_fill(lua_State *L, int slot, corm_expr *e, unsigned flags);
 unsigned lcorm_expr_flags(lua_State *L, int idx);
 
 /* convert.c */
+#define LCORM_JSON_HINTS 8
 typedef struct lcorm_cvt {
     int int64_fn;   /* stack index of the int64 hook (LuaJIT), or 0 */
-    int json_fn;    /* stack index of the JSON decoder, or 0 */
-    int null_idx;   /* stack index of core.null */
+    int json_fn;    /* stack index of the user's JSON decoder, or 0 */
+    int json_text;  /* 1: json/jsonb stay text (the hook set to false) */
+    /* sizes of the last JSON objects, then arrays, closed at depths 1.. */
+    int32_t json_hint[2 * LCORM_JSON_HINTS];
 } lcorm_cvt;
 
-/* Pushes the hooks and sentinel onto the stack and fills *cvt (3 slots). */
+/* Pushes the hooks onto the stack and fills *cvt (2 slots). */
 void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt);
+/* Fills *cvt from hooks already on the stack (the int64 hook, the json one). */
+void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx);
 /* Pushes v as a Lua value; returns 1, or 0 with *err filled (nothing pushed)
  * when the value cannot be converted. May raise on Lua memory errors. */
 int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v,
@@ -86,6 +109,27 @@ int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v,
  * built in, such as an enum array) as nested tables; returns 1, or 0 with
  * *err filled. Only when built with array support (LCORM_HAVE_ARRAYS). */
 int lcorm_push_array(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, corm_error *err);
+/*
+ * How rows become tables: ncols keys at stack indexes names.. (interned
+ * once per result, reused by every row); for model instances, fields[c]
+ * (1 + the model field column c fills, or 0), rawarr[c] (1: raw bytes of
+ * an array of a type not built in), the model's field count, and the stack
+ * indexes of the metatable (mt) and of the snapshot table (clean), 0 when
+ * absent. clean[row] = the fields as loaded, a sequence by field position.
+ */
+typedef struct lcorm_shape {
+    int ncols;
+    int names;
+    const int *fields;
+    const unsigned char *rawarr;
+    int nfields;
+    int mt, clean;
+} lcorm_shape;
+/* Appends the rows of r to the list at stack index list as items *n+1...,
+ * advancing *n. Returns 1, or 0 with *err filled (the rows appended so far
+ * stay). May raise on Lua memory errors. */
+int lcorm_append_rows(lua_State *L, const lcorm_cvt *cvt, const lcorm_shape *sh,
+                      const corm_result *r, int list, lua_Integer *n, corm_error *err);
 /* Pushes the rows of r as a list of tables keyed by column name (NULL cells
  * absent). Returns 1, or 0 with *err filled (nothing pushed). */
 int lcorm_push_rows(lua_State *L, const corm_result *r, corm_error *err);

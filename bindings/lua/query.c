@@ -681,45 +681,20 @@ static int q_nparams(lua_State *L)
 static int q_submit(lua_State *L)
 {
     corm_query *q = checkquery(L, 1);
-    return lcorm_submit_query(L, 2, q);
+    return lcorm_submit_query(L, 2, q, NULL);
 }
 
 /*
- * q:take(req [, mt [, clean [, model]]]) -> rows, affected | nil, err.
- * Decodes the done request's rows in one C loop: row tables keyed by the
- * field of `model` the engine maps each result column to
- * (corm_query_column_field), other columns (computed, or of joined models)
- * by their alias or name; names interned once per result, NULL
- * cells absent, each row given metatable mt. When clean (a table) is given,
- * clean[row] = the snapshot of the row's fields of `model` as loaded, a
- * sequence by field position (1 + column index; NULL fields are holes),
- * for changed-field tracking. Frees the result.
+ * The keys and model mapping of q's ncols result columns: pushes one key
+ * per column (false where only the result knows the name) and fills
+ * fields[c] (1 + the field of `own` column c fills, or 0) and rawarr[c]
+ * (1: raw bytes of an array of a type not built in). Columns are mapped
+ * only when the result has the columns the query announced (mapped).
  */
-static int q_take(lua_State *L)
+static void push_mapping(lua_State *L, corm_query *q, const corm_model *own, int ncols,
+                         bool mapped, int *fields, unsigned char *rawarr)
 {
-    corm_query *q = checkquery(L, 1);
-    bool has_mt = !lua_isnoneornil(L, 3);
-    bool has_clean = !lua_isnoneornil(L, 4);
-    const corm_model *own = lua_isnoneornil(L, 5) ? NULL : lcorm_checkmodel(L, 5);
-    if (has_mt)
-        luaL_checktype(L, 3, LUA_TTABLE);
-    if (has_clean)
-        luaL_checktype(L, 4, LUA_TTABLE);
-    corm_result *r = NULL;
-    int nret = lcorm_req_result(L, 2, &r);
-    if (nret)
-        return nret;
-    int nrows = corm_result_nrows(r), ncols = corm_result_ncols(r);
-    luaL_checkstack(L, ncols + 12, "too many columns");
-    lua_settop(L, 5);
-    lcorm_cvt cvt;
-    lcorm_cvt_init(L, &cvt);
-    /* fields[c]: 1 + the field of `own` column c fills, or 0 */
-    int *fields = lua_newuserdata(L, 2 * sizeof(int) * (size_t)(ncols ? ncols : 1));
-    int *rawarr = fields + ncols;   /* 1: raw bytes of an array not built in */
-    int nfields = own ? corm_model_ncolumns(own) : 0;
-    int names = lua_gettop(L) + 1;
-    int mapped = corm_query_ncolumns(q) == ncols;
+    luaL_checkstack(L, ncols + 8, "too many columns");
     for (int c = 0; c < ncols; c++) {
         const char *name = NULL;
         fields[c] = 0;
@@ -740,47 +715,96 @@ static int q_take(lua_State *L)
             }
             name = fields[c] ? corm_model_column_name(m, f) : corm_query_column_name(q, c);
         }
-        if (!name)
-            name = corm_result_colname(r, c);
-        lua_pushstring(L, name ? name : "?column?");
+        if (name)
+            lua_pushstring(L, name);
+        else
+            lua_pushboolean(L, 0);
     }
-    lua_createtable(L, nrows > 0 ? nrows : 0, 0);
+}
+
+/* Checks q:take/q:stream's optional mt, clean, model at first..first+2. */
+static const corm_model *check_shape_args(lua_State *L, int first)
+{
+    if (!lua_isnoneornil(L, first))
+        luaL_checktype(L, first, LUA_TTABLE);
+    if (!lua_isnoneornil(L, first + 1))
+        luaL_checktype(L, first + 1, LUA_TTABLE);
+    return lua_isnoneornil(L, first + 2) ? NULL : lcorm_checkmodel(L, first + 2);
+}
+
+/*
+ * q:stream(pool | conn [, mt [, clean [, model]]]) -> request | nil, err:
+ * q:submit, streamed: the rows are decoded while they arrive, as q:take
+ * would decode them with the same mt, clean and model; take them with
+ * q:take(req).
+ */
+static int q_stream(lua_State *L)
+{
+    corm_query *q = checkquery(L, 1);
+    const corm_model *own = check_shape_args(L, 3);
+    lua_settop(L, 5);
     corm_error err = CORM_ERROR_INIT;
-    for (int row = 0; row < nrows; row++) {
-        lua_createtable(L, 0, ncols);
-        if (has_clean)
-            lua_createtable(L, nfields, 0);
+    if (corm_query_compile(q, &err) < 0)   /* the column mapping comes from compiling */
+        return lcorm_fail(L, &err);
+    int qncols = corm_query_ncolumns(q);
+    if (qncols < 0)
+        qncols = 0;
+    int *fields = lua_newuserdata(L, (sizeof(int) + 1) * (size_t)(qncols ? qncols : 1));
+    unsigned char *rawarr = (unsigned char *)(fields + qncols);
+    int names = lua_gettop(L) + 1;
+    push_mapping(L, q, own, qncols, true, fields, rawarr);
+    lcorm_stream so = {lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 4) ? 0 : 4, qncols, names,
+                       fields, rawarr, own ? corm_model_ncolumns(own) : 0};
+    return lcorm_submit_query(L, 2, q, &so);
+}
+
+/*
+ * q:take(req [, mt [, clean [, model]]]) -> rows, affected | nil, err.
+ * Decodes the done request's rows in one C loop: row tables keyed by the
+ * field of `model` the engine maps each result column to
+ * (corm_query_column_field), other columns (computed, or of joined models)
+ * by their alias or name; names interned once per result, NULL
+ * cells absent, each row given metatable mt. When clean (a table) is given,
+ * clean[row] = the snapshot of the row's fields of `model` as loaded, a
+ * sequence by field position (1 + column index; NULL fields are holes),
+ * for changed-field tracking. Frees the result. For a request made by
+ * q:stream the rows are already decoded (mt, clean and model are those
+ * given to q:stream).
+ */
+static int q_take(lua_State *L)
+{
+    corm_query *q = checkquery(L, 1);
+    const corm_model *own = check_shape_args(L, 3);
+    lua_settop(L, 5);
+    corm_result *r = NULL;
+    int nret = lcorm_req_result(L, 2, &r);
+    if (nret)
+        return nret;
+    if (!lcorm_req_stream_rows(L, 2)) {
+        int ncols = corm_result_ncols(r);
+        lcorm_cvt cvt;
+        lcorm_cvt_init(L, &cvt);
+        int *fields = lua_newuserdata(L, (sizeof(int) + 1) * (size_t)(ncols ? ncols : 1));
+        unsigned char *rawarr = (unsigned char *)(fields + ncols);
+        int names = lua_gettop(L) + 1;
+        push_mapping(L, q, own, ncols, corm_query_ncolumns(q) == ncols, fields, rawarr);
         for (int c = 0; c < ncols; c++) {
-            corm_value v;
-            if (corm_result_get(r, row, c, &v, &err) < 0)
-                goto fail;
-            if (v.kind == CORM_NULL)
-                continue;
-            lua_pushvalue(L, names + c);
-#ifdef LCORM_HAVE_ARRAYS
-            if (v.kind == CORM_RAW && rawarr[c]) {
-                if (!lcorm_push_array(L, &cvt, &v, &err))
-                    goto fail;
-            } else
-#endif
-            if (!lcorm_push_value(L, &cvt, &v, &err))
-                goto fail;
-            if (has_clean && fields[c]) {
-                lua_pushvalue(L, -1);
-                lua_rawseti(L, -4, fields[c]);   /* snapshot by field position */
+            if (lua_type(L, names + c) != LUA_TSTRING) {
+                const char *name = corm_result_colname(r, c);
+                lua_pushstring(L, name ? name : "?column?");
+                lua_replace(L, names + c);
             }
-            lua_rawset(L, has_clean ? -4 : -3);
         }
-        if (has_clean) {
-            lua_pushvalue(L, -2);   /* row */
-            lua_insert(L, -2);      /* row, row, clean */
-            lua_rawset(L, 4);       /* clean[row] = copy */
+        lcorm_shape sh = {ncols, names, fields, rawarr, own ? corm_model_ncolumns(own) : 0,
+                          lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 4) ? 0 : 4};
+        int nrows = corm_result_nrows(r);
+        lua_createtable(L, nrows > 0 ? nrows : 0, 0);
+        lua_Integer n = 0;
+        corm_error err = CORM_ERROR_INIT;
+        if (!lcorm_append_rows(L, &cvt, &sh, r, lua_gettop(L), &n, &err)) {
+            lcorm_req_drop_result(L, 2);
+            return lcorm_fail(L, &err);
         }
-        if (has_mt) {
-            lua_pushvalue(L, 3);
-            lua_setmetatable(L, -2);
-        }
-        lua_rawseti(L, -2, row + 1);
     }
     int64_t affected = corm_result_affected(r);
     lcorm_req_drop_result(L, 2);
@@ -789,9 +813,6 @@ static int q_take(lua_State *L)
     else
         lua_pushnil(L);
     return 2;
-fail:
-    lcorm_req_drop_result(L, 2);
-    return lcorm_fail(L, &err);
 }
 
 static int q_tostring(lua_State *L)
@@ -822,7 +843,7 @@ static const luaL_Reg query_methods[] = {
     {"set", q_set}, {"on_conflict", q_on_conflict}, {"returning", q_returning},
     {"with", q_with}, {"from_cte", q_from_cte}, {"from_query", q_from_query},
     {"combine", q_combine}, {"compile", q_compile}, {"text", q_text}, {"nparams", q_nparams},
-    {"submit", q_submit}, {"take", q_take}, {"free", query_gc}, {NULL, NULL}};
+    {"submit", q_submit}, {"stream", q_stream}, {"take", q_take}, {"free", query_gc}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
     {"select", l_select}, {"insert", l_insert}, {"update", l_update}, {"delete", l_delete},

@@ -102,7 +102,8 @@ function M.connect(conninfo, opts)
 end
 
 -- db:query(sql, ...) -> rows, affected | nil, err. rows is a list of
--- tables keyed by column name; NULL columns are absent.
+-- tables keyed by column name; NULL columns are absent. Streamed: rows
+-- become tables while the rest are still arriving.
 function DB:query(sql, ...)
   local pool = checkdb(self, "query")
   checksql(sql, "query")
@@ -110,15 +111,15 @@ function DB:query(sql, ...)
   if tx then
     return tx:query(sql, ...)
   end
-  return await(pool:submit(sql, ...))
+  return await(pool:stream(sql, ...))
 end
 
 -- db:run(q [, mt [, clean [, model]]]) -> rows, affected | nil, err: a built engine
 -- query (cormorant.core select/insert/update/delete) through the same
 -- requests as db:query, on the transaction's connection when called
--- inside one. Rows are decoded in C by q:take (see query.lua).
+-- inside one. Rows are decoded in C as they arrive (q:stream, see query.lua).
 local function run_on(target, q, mt, clean, model)
-  local req, err = q:submit(target)
+  local req, err = q:stream(target, mt, clean, model)
   if not req then
     return nil, err
   end
@@ -126,7 +127,7 @@ local function run_on(target, q, mt, clean, model)
     wait.wait(req)
     req:step()
   end
-  return q:take(req, mt, clean, model)
+  return q:take(req)
 end
 
 function DB:run(q, mt, clean, model)
@@ -324,7 +325,7 @@ end
 function Tx:query(sql, ...)
   local conn = checktx(self, "query")
   checksql(sql, "query")
-  local rows, affected, cmd = await(conn:submit(sql, ...))
+  local rows, affected, cmd = await(conn:stream(sql, ...))
   if not rows and self._level > 0 and not self._failed[self._level] then
     self._failed[self._level] = affected
   end

@@ -17,7 +17,7 @@ local M = {
   _VERSION = "cormorant 0.1 (libcorm " .. core.engine_version .. ")",
   core = core,
   wait = wait,
-  null = core.null,      -- NULL items of arrays (the same value as cjson.null)
+  null = core.null,      -- NULL items of arrays and JSON null (the same value as cjson.null)
   run = sched.run,
   spawn = sched.spawn,
   sleep = sched.sleep,
@@ -61,19 +61,16 @@ if not core.has_integers then
   end
 end
 
--- json/jsonb columns: decoded to tables when a JSON library is around,
--- else returned as text. cm.set_json_decoder(fn or nil) changes it.
+-- json/jsonb columns: built into tables by the binding (the engine's JSON
+-- reader). cm.set_json_decoder(fn) decodes the text with fn instead,
+-- cm.set_json_decoder(false) keeps the text, cm.set_json_decoder(nil) goes
+-- back to the built-in reader.
 function M.set_json_decoder(fn)
+  if fn ~= nil and fn ~= false and type(fn) ~= "function" then
+    error("bad argument #1 to 'set_json_decoder' (function, false or nil expected, got "
+          .. type(fn) .. ")", 2)
+  end
   core.set_hook("json", fn)
-end
-do
-  local ok, cjson = pcall(require, "cjson.safe")
-  if not ok then
-    ok, cjson = pcall(require, "cjson")
-  end
-  if ok and type(cjson) == "table" and cjson.decode then
-    M.set_json_decoder(cjson.decode)
-  end
 end
 
 -- connect(conninfo [, opts]) -> db | nil, err. The first database

@@ -80,24 +80,84 @@ T.case("dates and times", function()
 end)
 
 T.case("json", function()
-  -- With lua-cjson installed, cormorant decodes json/jsonb with it.
-  local has_cjson, cjson = pcall(require, "cjson.safe")
-  if has_cjson then
-    local v = one([['{"a":1,"b":[true,null]}'::jsonb]])
-    T.eq(type(v), "table", "decoded by cjson")
-    T.eq(v.a, 1, "a")
-    T.eq(v.b[1], true, "b[1]")
-    T.eq(v.b[2], cm.null, "JSON null is cjson.null, which is cm.null")
+  -- Built into tables by the binding (the engine's JSON reader), json and
+  -- jsonb alike; lua-cjson plays no part.
+  for _, ty in ipairs { "json", "jsonb" } do
+    local v = one(string.format([['{"a":1,"b":[true,null,false],"c":{"d":"e"}}'::%s]], ty))
+    T.eq(type(v), "table", ty .. " object")
+    T.eq(v.a, 1, ty .. " a")
+    T.eq(#v.b, 3, ty .. " null keeps its place in an array")
+    T.eq(v.b[1], true, ty .. " b[1]")
+    T.eq(v.b[2], cm.null, ty .. " JSON null is cm.null")
+    T.eq(v.b[3], false, ty .. " b[3]")
+    T.eq(v.c.d, "e", ty .. " nested object")
   end
-  cm.set_json_decoder(nil)
-  T.eq(one([['{"a":1}'::json]]), '{"a":1}', "json text")
-  T.eq(one([['{"a":1}'::jsonb]]), '{"a": 1}', "jsonb text")
-  cm.set_json_decoder(function(s) return { decoded = s } end)
+  -- Scalars at the top.
+  T.eq(one([['"x"'::jsonb]]), "x", "string")
+  T.eq(one([['null'::jsonb]]), cm.null, "null")
+  T.eq(one([['true'::json]]), true, "true")
+  T.eq(one([['3'::jsonb]]), 3, "integer")
+  -- Escapes, \u escapes (a surrogate pair is one character) and NUL.
+  local s = one([['"a\"b\\c\/d\n\t\u00e9\u20ac\ud83d\ude00"'::json]])
+  T.eq(s, 'a"b\\c/d\n\t\195\169\226\130\172\240\159\152\128', "escapes to UTF-8")
+  T.eq(one([['"a\u0000b"'::json]]), "a\0b", "\\u0000 is a NUL byte")
+  T.eq(one([['{"k\u00e9y": 1}'::jsonb]])["k\195\169y"], 1, "escaped key")
+  -- Numbers: integers stay integers on Lua 5.4 while they fit int64;
+  -- beyond, and anything with a fraction or exponent, are floats.
+  local n = one([['[0, -7, 9223372036854775807, -9223372036854775808, 9223372036854775808, 1.5, -2e3, 1E2, 0.1]'::json]])
+  T.eq(n[1], 0, "0")
+  T.eq(n[2], -7, "-7")
+  T.eq(n[6], 1.5, "1.5")
+  T.eq(n[7], -2000, "-2e3")
+  T.eq(n[8], 100, "1E2")
+  T.eq(n[9], 0.1, "0.1")
+  if math.type then
+    T.eq(math.type(n[1]), "integer", "0 is an integer")
+    T.eq(n[3], math.maxinteger, "int64 max")
+    T.eq(n[4], math.mininteger, "int64 min")
+    T.eq(math.type(n[5]), "float", "2^63 is a float")
+    T.eq(n[5], 2.0^63, "2^63")
+    T.eq(math.type(n[7]), "float", "an exponent makes a float")
+    T.eq(math.type(n[8]), "float", "1E2 is a float")
+  else
+    T.eq(n[5], 2^63, "2^63 (a double on LuaJIT)")
+  end
+  -- An empty object and an empty array are both an empty table.
+  local e = one([['{"o": {}, "a": []}'::jsonb]])
+  T.eq(next(e.o), nil, "empty object")
+  T.eq(next(e.a), nil, "empty array")
+  -- Deep nesting and a long document (rows share a shape: sizes carried
+  -- from row to row must not leak items between them).
+  local deep = one(string.format("'%s1%s'::json", string.rep("[", 200), string.rep("]", 200)))
+  for _ = 1, 200 do deep = deep[1] end
+  T.eq(deep, 1, "200 levels")
+  local rows = assert(db:query([[SELECT CASE WHEN i % 2 = 0
+      THEN json_build_object('i', i, 'xs', json_build_array(i, i, i), 'long', repeat(chr(233), 300))
+      ELSE json_build_object('j', i) END AS v FROM generate_series(1, 50) i ORDER BY i]]))
+  for i, r in ipairs(rows) do
+    if i % 2 == 0 then
+      T.eq(r.v.i, i, "row " .. i)
+      T.eq(#r.v.xs, 3, "row " .. i .. " array")
+      T.eq(#r.v.long, 600, "row " .. i .. " long string")
+      T.eq(r.v.j, nil, "row " .. i .. " no stray key")
+    else
+      T.eq(r.v.j, i, "row " .. i)
+      T.eq(next(r.v, next(r.v)), nil, "row " .. i .. " one key")
+    end
+  end
+  -- cm.set_json_decoder(false) keeps the text, a function decodes it
+  -- instead, nil goes back to the built-in reader.
+  cm.set_json_decoder(false)
   local ok, err = pcall(function()
+    T.eq(one([['{"a":1}'::json]]), '{"a":1}', "json text")
+    T.eq(one([['{"a":1}'::jsonb]]), '{"a": 1}', "jsonb text")
+    cm.set_json_decoder(function(txt) return { decoded = txt } end)
     T.eq(one([['[1]'::jsonb]]).decoded, "[1]", "json through the decoder")
   end)
-  cm.set_json_decoder(has_cjson and cjson.decode or nil)
+  cm.set_json_decoder(nil)
   assert(ok, err)
+  T.eq(one([['[1]'::jsonb]])[1], 1, "built-in reader again")
+  T.raises(function() cm.set_json_decoder(42) end, "function, false or nil expected")
 end)
 
 T.case("arrays", function()
