@@ -42,6 +42,7 @@ M = TypeVar("M", bound=Model)
 # _core.run modes (model.c's enum shape_mode).
 _MODELS, _FIRST, _DICTS, _TUPLES, _SCALAR, _AFFECTED, _INTO, _INTO_LIST, _ROWS = range(9)
 _WHOLE = 0x100   # flag: a short list, not worth streaming
+_SHORT_LIST = 10_000
 # corm_query_kind, corm_agg, corm_setop.
 _SELECT, _INSERT, _UPDATE, _DELETE = 1, 2, 3, 4
 _COUNT, _SUM, _AVG, _MIN, _MAX = 1, 2, 3, 4, 5
@@ -374,6 +375,11 @@ class Select(Generic[M]):
         return cast(str, self._build().sql())
 
     def _run(self, mode: int, q: Any = None) -> Any:
+        # Lists are streamed (built while rows arrive, the raw result never
+        # held whole) unless a LIMIT keeps them short: streaming costs a
+        # result copy per row, which only a long result pays back.
+        if self._limit is not None and self._limit <= _SHORT_LIST:
+            mode |= _WHOLE
         return _core.run(_target(self._db), q if q is not None else self._build(), mode,
                          None, self._timeout)
 
