@@ -71,7 +71,7 @@ def test_lua(runtime, script, lua_build_dir, database_env):
 # in the binding or the engine fails them.
 VALGRIND_SCRIPTS = ["lifecycle_test.lua", "errors_test.lua", "transaction_test.lua",
                     "types_test.lua", "misuse_test.lua", "model_test.lua", "query_test.lua",
-                    "model_types_test.lua"]
+                    "model_types_test.lua", "stream_test.lua"]
 
 
 @pytest.mark.database
@@ -99,7 +99,7 @@ def test_lua_valgrind(script, lua_build_dir, database_env):
 # sanitizer runtimes are preloaded.
 ASAN_SCRIPTS = ["lifecycle_test.lua", "errors_test.lua", "transaction_test.lua",
                 "types_test.lua", "bigint_test.lua", "concurrency_test.lua",
-                "model_test.lua", "query_test.lua", "model_types_test.lua"]
+                "model_test.lua", "query_test.lua", "model_types_test.lua", "stream_test.lua"]
 
 
 def _sanitizer_preload() -> str | None:
