@@ -5,6 +5,8 @@
  */
 #include "pycorm.h"
 
+#include <math.h>
+
 #include <datetime.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +128,32 @@ int pycorm_convert_init(PyObject *module, pycorm_state *st)
 
 /* ---- parameters ---------------------------------------------------------- */
 
+/* A UUID's 16 bytes from its int slot; -1 (nothing raised) when the slot
+ * does not hold a 128-bit int, and the caller asks UUID.bytes instead. */
+static int uuid_from_slot(pycorm_state *st, PyObject *o, uint8_t out[16])
+{
+    PyObject *n = Py_TYPE(st->uuid_int_slot)->tp_descr_get(st->uuid_int_slot, o,
+                                                           (PyObject *)Py_TYPE(o));
+    if (!n || !PyLong_CheckExact(n)) {
+        Py_XDECREF(n);
+        PyErr_Clear();
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t need = PyLong_AsNativeBytes(n, out, 16,
+                                           Py_ASNATIVEBYTES_BIG_ENDIAN |
+                                               Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+                                               Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    int rc = need < 0 || need > 16 ? -1 : 0;
+#else
+    int rc = _PyLong_AsByteArray((PyLongObject *)n, out, 16, 0, 0);
+#endif
+    Py_DECREF(n);
+    if (rc < 0)
+        PyErr_Clear();
+    return rc < 0 ? -1 : 0;
+}
+
 static int bad_param(pycorm_state *st, Py_ssize_t i, const char *what, PyObject *o)
 {
     pycorm_raise_code(st, CORM_EDATA, "parameter $%zd: %s (got %.100s)", i + 1, what,
@@ -145,6 +173,11 @@ static int utc_offset(pycorm_state *st, PyObject *o, PyObject *tzinfo, int64_t *
 {
     if (tzinfo == Py_None)
         return 0;
+    if (tzinfo == st->utc) {
+        /* timezone.utc, the common case: no method call. */
+        *usec = 0;
+        return 1;
+    }
     PyObject *off = PyObject_CallMethodNoArgs(o, st->s_utcoffset);
     if (!off)
         return -1;
@@ -276,6 +309,10 @@ int pycorm_value_from_py(pycorm_state *st, PyObject *o, Py_ssize_t i, corm_value
         v.kind = CORM_NUMERIC;
         v.v.str.ptr = s;
         v.v.str.len = (size_t)n;
+    } else if (Py_IS_TYPE(o, (PyTypeObject *)st->UUID) && st->uuid_int_slot &&
+               uuid_from_slot(st, o, v.v.uuid) == 0) {
+        /* The int slot, read directly: UUID.bytes is Python code. */
+        v.kind = CORM_UUID;
     } else if (PyObject_TypeCheck(o, (PyTypeObject *)st->UUID)) {
         tmp = PyObject_GetAttr(o, st->s_bytes);
         if (!tmp)
@@ -287,7 +324,7 @@ int pycorm_value_from_py(pycorm_state *st, PyObject *o, Py_ssize_t i, corm_value
         v.kind = CORM_UUID;
         memcpy(v.v.uuid, PyBytes_AS_STRING(tmp), 16);
     } else if (PyDict_Check(o) || PyList_Check(o)) {
-        tmp = PyObject_CallOneArg(st->json_dumps, o);
+        tmp = pycorm_json_dumps(st, o);
         if (!tmp) {
             if (PyErr_ExceptionMatches(PyExc_TypeError) ||
                 PyErr_ExceptionMatches(PyExc_ValueError)) {
@@ -646,6 +683,174 @@ static const corm_json_sink json_builder = {
     jb_null, jb_bool, jb_number, jb_string, jb_begin_array, jb_close, jb_begin_object,
     jb_key, jb_close,
 };
+
+/* ---- JSON out ------------------------------------------------------------ */
+
+/* json.dumps is Python code that sets up an encoder per call: the dearest
+ * step of inserting a row with a small JSON field. Plain values (exact
+ * dict with str keys, list, tuple, str, int, finite float, bool, None) are
+ * written here with json.dumps's defaults (", " and ": ", ASCII only);
+ * anything else goes to json.dumps itself, so its output and errors stay
+ * the reference. */
+typedef struct jout {
+    char *buf;
+    size_t len, cap;
+    char small[512];
+} jout;
+
+static int jo_reserve(jout *o, size_t n)
+{
+    if (o->len + n <= o->cap)
+        return 0;
+    size_t cap = o->cap * 2;
+    while (cap < o->len + n)
+        cap *= 2;
+    char *nb = o->buf == o->small ? PyMem_Malloc(cap) : PyMem_Realloc(o->buf, cap);
+    if (!nb) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (o->buf == o->small)
+        memcpy(nb, o->small, o->len);
+    o->buf = nb;
+    o->cap = cap;
+    return 0;
+}
+
+static int jo_put(jout *o, const char *s, size_t n)
+{
+    if (jo_reserve(o, n) < 0)
+        return -1;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    return 0;
+}
+
+static int jo_str(jout *o, PyObject *str)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(str);
+    int kind = PyUnicode_KIND(str);
+    const void *data = PyUnicode_DATA(str);
+    /* At most 12 bytes a code point (a surrogate pair), plus quotes. */
+    if (jo_reserve(o, (size_t)n * 12 + 2) < 0)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    char *w = o->buf + o->len;
+    *w++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *w++ = (char)c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; continue;
+        case '\\': *w++ = '\\'; continue;
+        case '\n': *w++ = 'n'; continue;
+        case '\r': *w++ = 'r'; continue;
+        case '\t': *w++ = 't'; continue;
+        case '\b': *w++ = 'b'; continue;
+        case '\f': *w++ = 'f'; continue;
+        default: break;
+        }
+        if (c >= 0x10000) {
+            Py_UCS4 v = c - 0x10000;
+            Py_UCS4 hi = 0xD800 | (v >> 10), lo = 0xDC00 | (v & 0x3FF);
+            *w++ = 'u';
+            for (int sh = 12; sh >= 0; sh -= 4)
+                *w++ = hex[(hi >> sh) & 0xF];
+            *w++ = '\\';
+            c = lo;
+        }
+        *w++ = 'u';
+        for (int sh = 12; sh >= 0; sh -= 4)
+            *w++ = hex[(c >> sh) & 0xF];
+    }
+    *w++ = '"';
+    o->len = (size_t)(w - o->buf);
+    return 0;
+}
+
+/* 1 written, 0 not a plain value (use json.dumps), -1 error. */
+static int jo_value(jout *o, PyObject *v, int depth)
+{
+    if (depth > 200)
+        return 0;   /* deep or circular: json.dumps decides */
+    if (v == Py_None)
+        return jo_put(o, "null", 4) < 0 ? -1 : 1;
+    if (v == Py_True)
+        return jo_put(o, "true", 4) < 0 ? -1 : 1;
+    if (v == Py_False)
+        return jo_put(o, "false", 5) < 0 ? -1 : 1;
+    if (PyUnicode_CheckExact(v))
+        return jo_str(o, v) < 0 ? -1 : 1;
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow)
+            return 0;
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%lld", n);
+        return jo_put(o, buf, (size_t)len) < 0 ? -1 : 1;
+    }
+    if (PyFloat_CheckExact(v)) {
+        double d = PyFloat_AS_DOUBLE(v);
+        if (!isfinite(d))
+            return 0;
+        char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!r)
+            return -1;
+        int rc = jo_put(o, r, strlen(r));
+        PyMem_Free(r);
+        return rc < 0 ? -1 : 1;
+    }
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+        if (jo_put(o, "[", 1) < 0)
+            return -1;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(v); i++) {
+            if (i && jo_put(o, ", ", 2) < 0)
+                return -1;
+            /* A list may change under a callback; there is none here. */
+            int rc = jo_value(o, PySequence_Fast_GET_ITEM(v, i), depth + 1);
+            if (rc <= 0)
+                return rc;
+        }
+        return jo_put(o, "]", 1) < 0 ? -1 : 1;
+    }
+    if (PyDict_CheckExact(v)) {
+        if (jo_put(o, "{", 1) < 0)
+            return -1;
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *k, *item;
+        while (PyDict_Next(v, &pos, &k, &item)) {
+            if (!PyUnicode_CheckExact(k))
+                return 0;   /* json.dumps turns int, float, bool keys into text */
+            if ((i++ && jo_put(o, ", ", 2) < 0) || jo_str(o, k) < 0 || jo_put(o, ": ", 2) < 0)
+                return -1;
+            int rc = jo_value(o, item, depth + 1);
+            if (rc <= 0)
+                return rc;
+        }
+        return jo_put(o, "}", 1) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+PyObject *pycorm_json_dumps(pycorm_state *st, PyObject *v)
+{
+    jout o;
+    o.buf = o.small;
+    o.len = 0;
+    o.cap = sizeof o.small;
+    int rc = jo_value(&o, v, 0);
+    PyObject *s = rc > 0 ? PyUnicode_FromStringAndSize(o.buf, (Py_ssize_t)o.len) : NULL;
+    if (o.buf != o.small)
+        PyMem_Free(o.buf);
+    if (rc == 0)
+        return PyObject_CallOneArg(st->json_dumps, v);
+    return s;
+}
 
 /* JSON text to Python values. What the engine's strict reader refuses
  * (a lone surrogate escape in json, say) goes to json.loads, so values and

@@ -829,8 +829,34 @@ static int copy_fill_rows(void *ud, corm_copy *cp)
     copy_fill *f = ud;
     Py_ssize_t nrows = PySequence_Fast_GET_SIZE(f->rows);
     for (Py_ssize_t r = 0; r < nrows; r++) {
-        PyObject *row = PySequence_Fast(PySequence_Fast_GET_ITEM(f->rows, r),
-                                        "each row must be a sequence");
+        PyObject *item = PySequence_Fast_GET_ITEM(f->rows, r);
+        if (PyObject_TypeCheck(item, f->t->st->ModelBaseType)) {
+            /* An instance: its values straight from the slots, no list of
+             * values made per row in Python. */
+            ModelObject *o = (ModelObject *)item;
+            valbuf b = {0};
+            int rc = 0;
+            for (int i = 0; rc == 0 && i < f->n; i++) {
+                PyObject *v = (uint32_t)f->cols[i] < o->nfields ? o->items[f->cols[i]] : NULL;
+                if (!v) {
+                    PyErr_Format(PyExc_ValueError, "row %zd: field %U is not set", r,
+                                 f->t->fields[f->cols[i]].name);
+                    rc = -1;
+                } else {
+                    rc = field_value(f->t, f->cols[i], v, &f->vs[i], &b);
+                }
+            }
+            corm_error err = CORM_ERROR_INIT;
+            if (rc == 0 && corm_copy_put(cp, f->vs, &err) < 0) {
+                raise_err(f->t->st, &err);
+                rc = -1;
+            }
+            valbuf_free(&b);
+            if (rc < 0)
+                return -1;
+            continue;
+        }
+        PyObject *row = PySequence_Fast(item, "each row must be a sequence");
         if (!row)
             return -1;
         if (PySequence_Fast_GET_SIZE(row) != f->n) {
@@ -856,8 +882,47 @@ static int copy_fill_rows(void *ud, corm_copy *cp)
     return 0;
 }
 
+/* same_loaded(objs) -> the field indexes every object has set when they
+ * all set the same ones, else None; TypeError for an object that is not
+ * exactly this table's class. One pass in C for bulk inserts. */
+static PyObject *model_loaded(ModelObject *self, PyObject *unused);
+
+static PyObject *table_same_loaded(TableObject *self, PyObject *objs)
+{
+    if (!self->cls)
+        return PyErr_Format(PyExc_TypeError, "this table has no model class");
+    PyObject *seq = PySequence_Fast(objs, "objs must be a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    ModelObject *first = NULL;
+    bool same = true;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        if ((PyObject *)Py_TYPE(item) != self->cls) {
+            PyErr_Format(PyExc_TypeError, "bulk_insert() of %s got a %s",
+                         ((PyTypeObject *)self->cls)->tp_name, Py_TYPE(item)->tp_name);
+            goto done;
+        }
+        ModelObject *o = (ModelObject *)item;
+        if (!first) {
+            first = o;
+            continue;
+        }
+        for (uint32_t i = 0; same && i < o->nfields; i++)
+            if ((o->items[i] == NULL) != (first->items[i] == NULL))
+                same = false;
+    }
+    result = same && first ? model_loaded(first, NULL) : Py_NewRef(Py_None);
+done:
+    Py_DECREF(seq);
+    return result;
+}
+
 /* copy_in(conn, fields, rows) -> future of the row count: rows (sequences
- * of values for fields, in order) through binary COPY on a lent Conn. */
+ * of values for fields, in order, or instances of this table's model)
+ * through binary COPY on a lent Conn. */
 static PyObject *table_copy_in(TableObject *self, PyObject *args)
 {
     PyObject *conn, *fo, *ro;
@@ -919,6 +984,8 @@ static PyMethodDef table_methods[] = {
     {"copyable", (PyCFunction)table_copyable, METH_O, NULL},
     {"copy_in", (PyCFunction)table_copy_in, METH_VARARGS,
      "copy_in(conn, fields, rows) -> future of the row count (binary COPY)"},
+    {"same_loaded", (PyCFunction)table_same_loaded, METH_O,
+     "The fields every object sets, when all set the same ones; else None."},
     {"bind", (PyCFunction)table_bind, METH_O, NULL},
     {"set_relations", (PyCFunction)table_set_relations, METH_O,
      "set_relations(n): n relation slots per instance; before bind()"},
@@ -1155,7 +1222,7 @@ static int array_value(pycorm_state *st, PyObject *o, int elem_kind, corm_value 
 static int plain_value(pycorm_state *st, PyObject *o, int kind, corm_value *v, valbuf *b)
 {
     if (kind == FK_JSON && o != Py_None && !PyDict_Check(o) && !PyList_Check(o)) {
-        PyObject *s = PyObject_CallOneArg(st->json_dumps, o);
+        PyObject *s = pycorm_json_dumps(st, o);
         if (!s)
             return -1;
         pycorm_hold *h = valbuf_hold(b);

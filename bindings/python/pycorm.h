@@ -107,6 +107,9 @@ PyObject *pycorm_result_value(pycorm_state *st, const corm_result *r, int mode);
 /* Appends a Row for each row of r to list (a streamed batch, or a whole
  * result); *desc holds the column names, made on first use and kept by the
  * caller for the next batch. 0, or -1 with an exception. */
+/* json.dumps(v), written in C for plain values (same text), else by
+ * json.dumps itself. New reference to a str, or NULL with its exception. */
+PyObject *pycorm_json_dumps(pycorm_state *st, PyObject *v);
 int pycorm_result_append(pycorm_state *st, const corm_result *r, PyObject **desc,
                          PyObject *list);
 

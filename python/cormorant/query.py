@@ -746,11 +746,9 @@ async def bulk_insert_rows(model: type[Model], objs: list[Any], copy_threshold: 
     t = table_of(model)
     if not objs:
         return 0
-    for o in objs:
-        if type(o) is not model:
-            raise TypeError(f"bulk_insert() of {model.__name__} got a {type(o).__name__}")
-    idx = objs[0]._loaded()
-    same = all(o._loaded() == idx for o in objs)
+    loaded = t.same_loaded(objs)   # also refuses objects of another class
+    same = loaded is not None
+    idx = loaded if same else objs[0]._loaded()
     use_copy = (len(objs) >= copy_threshold and same and len(idx) > 0
                 and all(t.copyable(i) for i in idx))
     target = db._target()
@@ -767,8 +765,7 @@ async def bulk_insert_rows(model: type[Model], objs: list[Any], copy_threshold: 
     try:
         n = 0
         for start in range(0, len(objs), chunk_size):
-            rows = [[o._get(k, None) for k in idx] for o in objs[start:start + chunk_size]]
-            n += await t.copy_in(conn, idx, rows)
+            n += await t.copy_in(conn, idx, objs[start:start + chunk_size])
         return n
     finally:
         if conn is not target:

@@ -338,3 +338,40 @@ def test_uuid_results_behave_as_uuid(db_run):
     assert pickle.loads(pickle.dumps(u)) == ref and copy.deepcopy(u) == ref
     with pytest.raises(TypeError):
         u.int = 5
+
+
+# Values sent as JSON: plain ones are written by the binding, the rest by
+# json.dumps; the server must read what json.dumps would have written.
+JSON_PARAMS = [
+    {"b": False, "n": 1, "s": "tag1"},
+    [1, -2, 3.25, 1e300, -0.0, 12345678901234567890123, None, True, "x"],
+    {"nested": {"a": [[], {}, (1, 2)]}, "é": "ü\u00e9\U0001F600\x01\x1f\"\\/\b\f\n\r\t"},
+    {"k": 0.1, "big": 2**63, "neg": -(2**63) - 1},
+    {1: "int key", None: "none key", 2.5: "float key"},      # json.dumps's own rules
+    {"decimal_inside": [Decimal("1.5")]},                   # not JSON: json.dumps refuses
+    [float("nan")],                                         # json.dumps writes NaN; the server refuses
+]
+
+
+@pytest.mark.parametrize("value", JSON_PARAMS, ids=[f"p{i}" for i in range(len(JSON_PARAMS))])
+def test_json_parameters_read_as_json_dumps_text(db_run, value):
+    import json
+
+    try:
+        expected = json.dumps(value)
+    except (TypeError, ValueError):
+        expected = None
+
+    async def send(db):
+        try:
+            return await db.fetchval("SELECT $1::jsonb = $2::text::jsonb", value,
+                                     expected if expected is not None else "null")
+        except cm.Error as e:
+            return e
+    got = db_run(send)
+    if expected is None:
+        assert isinstance(got, cm.DataError) and "JSON" in str(got)
+    elif "NaN" in expected:
+        assert isinstance(got, cm.Error)
+    else:
+        assert got is True
