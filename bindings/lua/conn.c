@@ -133,7 +133,7 @@ typedef struct lcorm_req {
 } lcorm_req;
 
 /* Slots of a streamed request's state table. */
-enum { ST_FN = 1, ST_ROWS, ST_MT, ST_CLEAN, ST_INT64, ST_JSON, ST_NAMES };
+enum { ST_FN = 1, ST_ROWS, ST_MT, ST_CLEAN, ST_INT64, ST_JSON, ST_READER, ST_NAMES };
 
 typedef struct {
     lcorm_req *r;          /* NULL: closed */
@@ -215,9 +215,10 @@ static int stream_batch(lua_State *L)
     lua_rawgeti(L, 1, ST_CLEAN);
     lua_rawgeti(L, 1, ST_INT64);
     lua_rawgeti(L, 1, ST_JSON);
+    lua_rawgeti(L, 1, ST_READER);
     lcorm_cvt cvt;
-    lcorm_cvt_from(L, &cvt, list + 3, list + 4);
-    lcorm_shape sh = {ncols, list + 5, r->fields, r->rawarr, r->nfields,
+    lcorm_cvt_from(L, &cvt, list + 3, list + 4, list + 5);
+    lcorm_shape sh = {ncols, list + 6, r->fields, r->rawarr, r->nfields,
                       lua_isnil(L, list + 1) ? 0 : list + 1, lua_isnil(L, list + 2) ? 0 : list + 2};
     for (int c = 0; c < ncols; c++)
         lua_rawgeti(L, 1, ST_NAMES + c);
@@ -343,6 +344,8 @@ static void stream_setup(lua_State *L, lcorm_req *r, const lcorm_stream *so)
     lua_getfield(L, -1, "json");
     lua_rawseti(L, -3, ST_JSON);
     lua_pop(L, 1);
+    lcorm_push_json_reader(L);
+    lua_rawseti(L, -2, ST_READER);
     for (int c = 0; c < nnames; c++) {
         lua_pushvalue(L, so->names + c);
         lua_rawseti(L, -2, ST_NAMES + c);

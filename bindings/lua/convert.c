@@ -391,7 +391,10 @@ static int push_json(lua_State *L, const lcorm_cvt *cvt, const char *text, size_
     json_ctx j;
     j.hint = (int32_t *)cvt->json_hint;   /* scratch sizes, mutable under a const cvt */
     luaL_checkstack(L, 4, NULL);
-    lua_pushcfunction(L, json_parse_here);
+    if (cvt->json_reader)
+        lua_pushvalue(L, cvt->json_reader);   /* LuaJIT allocates each pushed C function */
+    else
+        lua_pushcfunction(L, json_parse_here);
     lua_pushlightuserdata(L, (void *)(text ? text : ""));
     lua_pushlightuserdata(L, &j);
     lua_pushinteger(L, (lua_Integer)len);
@@ -415,11 +418,18 @@ void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt)
     lua_getfield(L, -1, "int64");
     lua_getfield(L, -2, "json");
     lua_remove(L, -3);
-    lcorm_cvt_from(L, cvt, lua_gettop(L) - 1, lua_gettop(L));
+    lcorm_push_json_reader(L);
+    lcorm_cvt_from(L, cvt, lua_gettop(L) - 2, lua_gettop(L) - 1, lua_gettop(L));
 }
 
-void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx)
+void lcorm_push_json_reader(lua_State *L)
 {
+    lua_pushcfunction(L, json_parse_here);
+}
+
+void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx, int reader_idx)
+{
+    cvt->json_reader = reader_idx;
     cvt->int64_fn = lua_isfunction(L, int64_idx) ? int64_idx : 0;
     cvt->json_fn = lua_isfunction(L, json_idx) ? json_idx : 0;
     cvt->json_text = lua_type(L, json_idx) == LUA_TBOOLEAN && !lua_toboolean(L, json_idx);

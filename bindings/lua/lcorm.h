@@ -93,14 +93,18 @@ typedef struct lcorm_cvt {
     int int64_fn;   /* stack index of the int64 hook (LuaJIT), or 0 */
     int json_fn;    /* stack index of the user's JSON decoder, or 0 */
     int json_text;  /* 1: json/jsonb stay text (the hook set to false) */
+    int json_reader; /* stack index of lcorm_push_json_reader's function, or 0 */
     /* sizes of the last JSON objects, then arrays, closed at depths 1.. */
     int32_t json_hint[2 * LCORM_JSON_HINTS];
 } lcorm_cvt;
 
-/* Pushes the hooks onto the stack and fills *cvt (2 slots). */
+/* Pushes the hooks and the JSON reader onto the stack and fills *cvt (3 slots). */
 void lcorm_cvt_init(lua_State *L, lcorm_cvt *cvt);
-/* Fills *cvt from hooks already on the stack (the int64 hook, the json one). */
-void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx);
+/* Fills *cvt from values already on the stack: the int64 hook, the json
+ * hook, the JSON reader (lcorm_push_json_reader; 0: none yet). */
+void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx, int reader_idx);
+/* Pushes the C function that runs the JSON reader under lua_pcall. */
+void lcorm_push_json_reader(lua_State *L);
 /* Pushes v as a Lua value; returns 1, or 0 with *err filled (nothing pushed)
  * when the value cannot be converted. May raise on Lua memory errors. */
 int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v,
