@@ -973,11 +973,9 @@ static PyObject *value_to_py(pycorm_state *st, const corm_value *v)
 PyObject *pycorm_cell(pycorm_state *st, const corm_result *r, int row, int col)
 {
     corm_error err = CORM_ERROR_INIT;
-    int isnull = corm_result_isnull(r, row, col);
-    if (isnull == 1)
-        Py_RETURN_NONE;
     corm_value v;
-    if (isnull < 0 || corm_result_get(r, row, col, &v, &err) < 0) {
+    /* A NULL cell decodes to CORM_NULL (value_to_py gives None). */
+    if (corm_result_get(r, row, col, &v, &err) < 0) {
         if (!err.code)
             err.code = CORM_EINTERNAL;
         pycorm_raise(st, &err);
