@@ -20,9 +20,9 @@ class CormorantRows(System):
     w2_tasks = (8, 64)
     w2_concurrent_note = "one pool with max_size=1: the tasks pipeline on one connection"
     w3_variant = "multi-row INSERT, 1,000 rows a statement, one transaction"
-    w3_note = "no COPY or bulk insert in Cormorant yet"
+    w3_note = "raw SQL; Cormorant's COPY is Model.bulk_insert (the models row)"
     w4_variant = "two queries + objects grouped by hand"
-    w4_note = "int8[] parameter sent as its text form (no list→array binding yet)"
+    w4_note = "int8[] parameter sent as its text form (a list parameter of raw SQL is JSON)"
 
     def version(self):
         return getattr(cm, "__version__", "")
