@@ -75,8 +75,78 @@ static int run_wide(corm_conn *c, corm_error *err)
     return 0;
 }
 
-/* One pass: open, two different queries, a pipelined pair, close. Returns
- * 1 when nothing failed (the allocator never refused). */
+/* A streamed request's batches: rows seen, and decodes that ran out of
+ * memory (the numeric column's text lives in the result's scratch). */
+typedef struct stream_seen {
+    int rows;
+    int nomem;
+} stream_seen;
+
+static void count_rows(void *ud, const corm_result *r)
+{
+    stream_seen *s = ud;
+    corm_error err = CORM_ERROR_INIT;
+    for (int i = 0; i < corm_result_nrows(r); i++) {
+        corm_value v;
+        int rc = corm_result_get(r, i, 1, &v, &err);
+        if (rc == CORM_ENOMEM)
+            s->nomem++;
+        else
+            CHECK_OK(rc, &err);
+        corm_error_clear(&err);
+        s->rows++;
+    }
+}
+
+typedef struct stream_call {
+    stream_seen seen;
+    th_reply rep;
+} stream_call;
+
+static void stream_rows(void *ud, const corm_result *r)
+{
+    count_rows(&((stream_call *)ud)->seen, r);
+}
+
+static void stream_done(void *ud, corm_result *res, const corm_error *err)
+{
+    th_on_done(&((stream_call *)ud)->rep, res, err);
+}
+
+/* A streamed request under the failing allocator: 50 rows, or ENOMEM from
+ * the submit or in done, never a crash or a leak. */
+static void stream_pass(corm_conn *c, long n)
+{
+    corm_error err = CORM_ERROR_INIT;
+    corm_query *q = NULL;
+    int rc = corm_query_sql(&q, "SELECT i::int8, (i * 1.5)::numeric FROM generate_series(1, 50) AS i",
+                            &err);
+    if (rc < 0) {
+        check_nomem(rc, &err, "corm_query_sql", n);
+        corm_error_clear(&err);
+        return;
+    }
+    stream_call sc;
+    memset(&sc, 0, sizeof sc);
+    th_reply_init(&sc.rep);
+    rc = corm_conn_submit_stream(c, q, stream_rows, stream_done, &sc, NULL, &err);
+    corm_query_free(q);
+    if (rc < 0) {
+        check_nomem(rc, &err, "corm_conn_submit_stream", n);
+        corm_error_clear(&err);
+        return;
+    }
+    th_wait_reply(c, &sc.rep, 10000);
+    if (sc.rep.code)
+        check_nomem(sc.rep.code, &sc.rep.err, "a streamed request", n);
+    else
+        CHECK_EQ_INT(sc.seen.rows, 50);
+    th_reply_clear(&sc.rep);
+}
+
+/* One pass: open, two different queries, a pipelined pair, a streamed
+ * request, close. Returns 1 when nothing failed (the allocator never
+ * refused). */
 static int conn_pass(long n, int sticky)
 {
     const char *dsn = ctest_dsn();
@@ -128,6 +198,7 @@ static int conn_pass(long n, int sticky)
         }
         th_reply_clear(&r[i]);
     }
+    stream_pass(c, n);
     if (!sticky && f.failures) {
         /* One failed allocation leaves the connection usable (checked with
          * the allocator disarmed, so the check itself cannot fail). */
