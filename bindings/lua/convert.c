@@ -277,26 +277,31 @@ static int json_boolean(void *ud, int value)
 static int json_number(void *ud, const char *text, size_t len, int integer)
 {
     json_ctx *j = ud;
-#if LCORM_HAS_INTEGERS
     if (integer) {
         bool neg = text[0] == '-';
-        uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+#if LCORM_HAS_INTEGERS
+        uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+#else
+        uint64_t limit = (uint64_t)LCORM_EXACT_DOUBLE_MAX;   /* exact as a double */
+#endif
+        uint64_t v = 0;
         size_t i = neg;
         for (; i < len; i++) {
             unsigned d = (unsigned)(text[i] - '0');
             if (v > (limit - d) / 10)
-                break;   /* beyond int64: a float, as Lua's own reader makes it */
+                break;   /* out of range: a float, as Lua's own reader makes it */
             v = v * 10 + d;
         }
         if (i == len) {
+#if LCORM_HAS_INTEGERS
             lua_pushinteger(j->L, neg ? (lua_Integer)(0 - v) : (lua_Integer)v);
+#else
+            lua_pushnumber(j->L, neg ? -(lua_Number)v : (lua_Number)v);
+#endif
             json_attach(j);
             return 0;
         }
     }
-#else
-    (void)integer;
-#endif
     /* The text is not NUL-terminated where the number ends. */
     char buf[64];
     if (len < sizeof buf) {
