@@ -208,6 +208,22 @@ static int read_word(reader *r, const char *word, size_t n)
     return CORM_OK;
 }
 
+/* A member's key and its colon; the value follows. */
+static int read_key(reader *r)
+{
+    skip_space(r);
+    if (r->p >= r->end || *r->p != '"')
+        return fail(r, "expected a key");
+    int rc = read_string(r, r->sink->key);
+    if (rc < 0)
+        return rc;
+    skip_space(r);
+    if (r->p >= r->end || *r->p != ':')
+        return fail(r, "expected ':'");
+    r->p++;
+    return CORM_OK;
+}
+
 static int parse(reader *r)
 {
     const corm_json_sink *s = r->sink;
@@ -236,16 +252,8 @@ static int parse(reader *r)
                     return rc;
                 break;   /* an empty container is a complete value */
             }
-            if (obj) {
-                if (r->p >= r->end || *r->p != '"')
-                    return fail(r, "expected a key");
-                if ((rc = read_string(r, s->key)) < 0)
-                    return rc;
-                skip_space(r);
-                if (r->p >= r->end || *r->p != ':')
-                    return fail(r, "expected ':'");
-                r->p++;
-            }
+            if (obj && (rc = read_key(r)) < 0)
+                return rc;
             continue;   /* the first member's value */
         }
         case '"':
@@ -293,17 +301,8 @@ static int parse(reader *r)
             }
             if (ch != ',')
                 return fail(r, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-            if (obj) {
-                skip_space(r);
-                if (r->p >= r->end || *r->p != '"')
-                    return fail(r, "expected a key");
-                if ((rc = read_string(r, s->key)) < 0)
-                    return rc;
-                skip_space(r);
-                if (r->p >= r->end || *r->p != ':')
-                    return fail(r, "expected ':'");
-                r->p++;
-            }
+            if (obj && (rc = read_key(r)) < 0)
+                return rc;
             break;   /* the next value */
         }
     }
