@@ -129,7 +129,7 @@ typedef struct lcorm_req {
     int *fields;           /* qncols of them, or NULL (lcorm_shape) */
     unsigned char *rawarr;
     lua_Integer nrows;
-    int32_t json_hint[2 * LCORM_JSON_HINTS];   /* kept from batch to batch */
+    struct lcorm_memo memo;   /* the converter's scratch, kept from batch to batch */
 } lcorm_req;
 
 /* Slots of a streamed request's state table. */
@@ -222,10 +222,10 @@ static int stream_batch(lua_State *L)
                       lua_isnil(L, list + 1) ? 0 : list + 1, lua_isnil(L, list + 2) ? 0 : list + 2};
     for (int c = 0; c < ncols; c++)
         lua_rawgeti(L, 1, ST_NAMES + c);
-    memcpy(cvt.json_hint, r->json_hint, sizeof cvt.json_hint);
+    cvt.memo = r->memo;
     corm_error err = CORM_ERROR_INIT;
     int ok = lcorm_append_rows(L, &cvt, &sh, res, list, &r->nrows, &err);
-    memcpy(r->json_hint, cvt.json_hint, sizeof cvt.json_hint);
+    r->memo = cvt.memo;
     if (!ok) {
         corm_error_clear(&r->err);
         r->err = err;   /* moved */

@@ -139,16 +139,22 @@ static void push_date(lua_State *L, int64_t days)
     lua_pushstring(L, buf);
 }
 
-static void push_timestamp(lua_State *L, int64_t usec, bool utc)
+/* Consecutive rows mostly share a day: its text is kept in memo. */
+static void push_timestamp(lua_State *L, struct lcorm_memo *memo, int64_t usec, bool utc)
 {
     if (usec == CORM_TIMESTAMP_INFINITY || usec == CORM_TIMESTAMP_NEG_INFINITY) {
         lua_pushstring(L, usec > 0 ? "infinity" : "-infinity");
         return;
     }
     char buf[80];
-    bool bc;
     int64_t days = floor_div(usec, USEC_PER_DAY);
-    int len = fmt_date(buf, sizeof buf, days, &bc);
+    if (!memo->date_len || memo->day != days) {
+        memo->date_len = fmt_date(memo->date, sizeof memo->date, days, &memo->date_bc);
+        memo->day = days;
+    }
+    bool bc = memo->date_bc;
+    int len = memo->date_len;
+    memcpy(buf, memo->date, (size_t)len);
     buf[len++] = ' ';
     len += fmt_time(buf + len, sizeof buf - (size_t)len, usec - days * USEC_PER_DAY);
     if (utc) {
@@ -232,7 +238,7 @@ static void push_uuid(lua_State *L, const uint8_t u[16])
  * Each container is on the stack while it is open; a finished value is
  * attached to the container below it (after the key, for an object).
  * Tables are sized from the last container of the same kind closed at the
- * same depth (cvt->json_hint): the rows of a column tend to share a shape,
+ * same depth (cvt->memo.json_hint): the rows of a column tend to share a shape,
  * and growing a table from empty rehashes it at every power of two.
  */
 typedef struct json_ctx {
@@ -394,7 +400,7 @@ static int push_json(lua_State *L, const lcorm_cvt *cvt, const char *text, size_
                      corm_error *err)
 {
     json_ctx j;
-    j.hint = (int32_t *)cvt->json_hint;   /* scratch sizes, mutable under a const cvt */
+    j.hint = ((lcorm_cvt *)cvt)->memo.json_hint;   /* scratch (lcorm_cvt.memo) */
     luaL_checkstack(L, 4, NULL);
     if (cvt->json_reader)
         lua_pushvalue(L, cvt->json_reader);   /* LuaJIT allocates each pushed C function */
@@ -438,7 +444,7 @@ void lcorm_cvt_from(lua_State *L, lcorm_cvt *cvt, int int64_idx, int json_idx, i
     cvt->int64_fn = lua_isfunction(L, int64_idx) ? int64_idx : 0;
     cvt->json_fn = lua_isfunction(L, json_idx) ? json_idx : 0;
     cvt->json_text = lua_type(L, json_idx) == LUA_TBOOLEAN && !lua_toboolean(L, json_idx);
-    memset(cvt->json_hint, 0, sizeof cvt->json_hint);
+    memset(&cvt->memo, 0, sizeof cvt->memo);
 }
 
 static int push_int(lua_State *L, const lcorm_cvt *cvt, int64_t i, corm_error *err)
@@ -548,10 +554,10 @@ int lcorm_push_value(lua_State *L, const lcorm_cvt *cvt, const corm_value *v, co
         return 1;
     }
     case CORM_TIMESTAMP:
-        push_timestamp(L, v->v.i, false);
+        push_timestamp(L, &((lcorm_cvt *)cvt)->memo, v->v.i, false);
         return 1;
     case CORM_TIMESTAMPTZ:
-        push_timestamp(L, v->v.i, true);
+        push_timestamp(L, &((lcorm_cvt *)cvt)->memo, v->v.i, true);
         return 1;
     case CORM_INTERVAL:
         push_interval(L, v->v.interval.months, v->v.interval.days, v->v.interval.usec);

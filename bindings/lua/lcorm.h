@@ -94,8 +94,16 @@ typedef struct lcorm_cvt {
     int json_fn;    /* stack index of the user's JSON decoder, or 0 */
     int json_text;  /* 1: json/jsonb stay text (the hook set to false) */
     int json_reader; /* stack index of lcorm_push_json_reader's function, or 0 */
-    /* sizes of the last JSON objects, then arrays, closed at depths 1.. */
-    int32_t json_hint[2 * LCORM_JSON_HINTS];
+    /* What the last values leave for the next ones of a result: sizes of
+     * the last JSON objects, then arrays, closed at depths 1..; the last
+     * timestamp's day and its text. Scratch, written under a const cvt. */
+    struct lcorm_memo {
+        int32_t json_hint[2 * LCORM_JSON_HINTS];
+        int64_t day;
+        int date_len;   /* 0: no day yet */
+        bool date_bc;
+        char date[32];
+    } memo;
 } lcorm_cvt;
 
 /* Pushes the hooks and the JSON reader onto the stack and fills *cvt (3 slots). */
