@@ -579,7 +579,7 @@ class Model(_core.ModelBase, metaclass=ModelMeta):
         when more than one."""
         from .query import get_query, run_models
 
-        rows = await run_models(db, get_query(cls, exprs, lookups))
+        rows: list[M] = await run_models(db, get_query(cls, exprs, lookups))
         if not rows:
             raise NotFound(f"{cls.__name__} matching {lookups or exprs} not found")
         if len(rows) > 1:

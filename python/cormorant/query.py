@@ -506,7 +506,13 @@ async def _prefetch(rel: Relation, sub: Optional[Select[Any]], objs: list[Any],
         if q._timeout is None and timeout is not None:
             q = q.timeout(timeout)
         rt = table_of(rmodel)
-        rows = await q.where(getattr(rmodel, rt.names[other]).in_(keys))
+        q = q.where(getattr(rmodel, rt.names[other]).in_(keys))
+        # Related rows come whole, not streamed: their number is bounded by
+        # the parents already in hand, and a copy per row would cost more
+        # than the memory saved.
+        rows = await q._run(_MODELS | _WHOLE)
+        if q._prefetch:
+            await q._fill_relations(rows)
     t.attach(rel.slot, objs, own, table_of(rmodel), rows, other, rel.many)
 
 

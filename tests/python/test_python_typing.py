@@ -70,3 +70,14 @@ def test_mypy(tmp_path):
         'Revealed type is "list[typing_check.User]"' in proc.stdout
     assert 'Revealed type is "cormorant._core.Column[builtins.str]"' in proc.stdout or \
         'Revealed type is "cormorant._core.Column[str]"' in proc.stdout
+
+
+def test_package_passes_mypy_strict(tmp_path):
+    """The package's own code (python/cormorant) under mypy --strict."""
+    mypy = _tool("mypy")
+    pkg = HERE.parents[1] / "python" / "cormorant"
+    proc = subprocess.run(
+        [mypy, "--strict", "--cache-dir", str(tmp_path / "cache"),
+         "--python-executable", sys.executable, str(pkg)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
