@@ -85,6 +85,11 @@ static void box_step(lua_State *L, lcorm_box *b)
 {
     if (!b->pool)
         return;
+    /* Streamed rows are converted inside the step; a conversion hook that
+     * waits for a query of its own would step again and never see it. */
+    if (b->stepping)
+        luaL_error(L, "cannot step a pool from inside its own step "
+                      "(a conversion hook that runs queries?)");
     struct epoll_event evs[32];
     int n = epoll_wait(b->epfd, evs, 32, 0);
     lua_State *outer = b->L;
@@ -418,7 +423,9 @@ static int l_events(lua_State *L)
 static int req_timeout(lua_State *L)
 {
     lcorm_req *r = checkreq(L);
-    push_timeout(L, r->done || !r->box->pool ? 0 : corm_pool_timeout(r->box->pool));
+    /* 0 inside a step too: the waiter then steps at once, which raises. */
+    push_timeout(L, r->done || !r->box->pool || r->box->stepping
+                        ? 0 : corm_pool_timeout(r->box->pool));
     return 1;
 }
 

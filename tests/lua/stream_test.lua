@@ -94,6 +94,18 @@ T.case("a failing conversion mid-stream is the query's error", function()
   usable(db)
 end)
 
+T.case("a conversion hook cannot wait for a query of its own", function()
+  cm.set_json_decoder(function(txt)
+    assert(db:query("SELECT 1 AS one"))
+    return txt
+  end)
+  local rows, err = db:query([[SELECT '{"a": 1}'::jsonb AS j]])
+  cm.set_json_decoder(nil)
+  T.eq(rows, nil, "no rows")
+  assert(tostring(err):find("inside its own step", 1, true), tostring(err))
+  usable(db)
+end)
+
 T.case("core: pool:stream and conn:stream, abandoned and cancelled streams", function()
   local pool = db._pool
   local req = assert(pool:stream("SELECT i FROM generate_series(1, 20000) i"))
