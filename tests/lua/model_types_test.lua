@@ -67,8 +67,10 @@ if has_cjson then
   cases[#cases + 1] = { "jsb", { a = 1, b = { true, "x" } } }
   cases[#cases + 1] = { "js", { k = "v" } }
 else
-  cases[#cases + 1] = { "jsb", '{"a": 1}' }
-  cases[#cases + 1] = { "js", '{"k":"v"}' }
+  -- Written as JSON text (encoding a table needs lua-cjson); always read
+  -- back as tables (the binding's own JSON reader).
+  cases[#cases + 1] = { "jsb", '{"a": 1}', { a = 1 } }
+  cases[#cases + 1] = { "js", '{"k":"v"}', { k = "v" } }
 end
 
 local function same(a, b)
@@ -101,12 +103,6 @@ T.case("every type through create, get, filter and save", function()
     local t = assert(Thing:create { [field] = v })
     local got = assert(Thing:get { id = t.id })
     local value = got[field]
-    if field == "jsb" or field == "js" then
-      if not has_cjson then
-        value = value:gsub("%s", "")
-        out = out:gsub("%s", "")
-      end
-    end
     if not same(value, out) then
       error(string.format("%s: sent %s, got %s", field, show(v), show(value)))
     end
