@@ -351,8 +351,9 @@ static int json_close(void *ud)
 {
     json_ctx *j = ud;
     int d = j->depth--;
+    /* Capped: one huge array must not make every later small one huge. */
     if (d <= LCORM_JSON_HINTS)
-        j->hint[d - 1 + (j->obj[d] ? 0 : LCORM_JSON_HINTS)] = j->n[d];
+        j->hint[d - 1 + (j->obj[d] ? 0 : LCORM_JSON_HINTS)] = j->n[d] < 64 ? j->n[d] : 64;
     json_attach(j);
     return 0;
 }
