@@ -148,7 +148,7 @@ if _Model is not None:
         name = "Cormorant (models)"
         w1_variant = "Model.select() → model objects"
         w2_variant = "Model.get(id=…), one connection"
-        w3_variant = "Model.bulk_insert: binary COPY, 10,000 rows a COPY, one transaction"
+        w3_variant = "Model.bulk_insert: binary COPY fed from the loop, one transaction"
         w3_note = ""
         w4_variant = "select().prefetch(User.posts): two queries, posts attached"
         w4_note = ""

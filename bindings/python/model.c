@@ -816,70 +816,92 @@ static PyObject *table_get_cls(TableObject *self, void *c)
     return Py_NewRef(self->cls ? self->cls : Py_None);
 }
 
+/* The rows of one COPY, put a part at a time (pycorm_submit_copy calls
+ * copy_feed again from the loop as the server takes data). */
 typedef struct copy_fill {
     TableObject *t;
     int *cols;
     int n;
-    PyObject *rows;   /* a fast sequence of row sequences */
+    PyObject *rows;   /* a fast sequence: instances or value sequences */
+    Py_ssize_t next;  /* the first row not put yet */
     corm_value *vs;
 } copy_fill;
 
-static int copy_fill_rows(void *ud, corm_copy *cp)
+static void copy_fill_free(void *ud)
+{
+    copy_fill *f = ud;
+    Py_XDECREF(f->t);
+    Py_XDECREF(f->rows);
+    PyMem_Free(f->cols);
+    PyMem_Free(f->vs);
+    PyMem_Free(f);
+}
+
+/* Row r's values into f->vs (borrowed from the row's objects, or held by
+ * b); 0, or -1 with an exception. */
+static int copy_row_values(copy_fill *f, Py_ssize_t r, valbuf *b, PyObject **seq)
+{
+    PyObject *item = PySequence_Fast_GET_ITEM(f->rows, r);
+    *seq = NULL;
+    if (PyObject_TypeCheck(item, f->t->st->ModelBaseType)) {
+        /* An instance: its values straight from the slots, no list of
+         * values made per row in Python. */
+        ModelObject *o = (ModelObject *)item;
+        for (int i = 0; i < f->n; i++) {
+            PyObject *v = (uint32_t)f->cols[i] < o->nfields ? o->items[f->cols[i]] : NULL;
+            if (!v) {
+                PyErr_Format(PyExc_ValueError, "row %zd: field %U is not set", r,
+                             f->t->fields[f->cols[i]].name);
+                return -1;
+            }
+            if (field_value(f->t, f->cols[i], v, &f->vs[i], b) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    PyObject *row = PySequence_Fast(item, "each row must be a sequence");
+    if (!row)
+        return -1;
+    *seq = row;
+    if (PySequence_Fast_GET_SIZE(row) != f->n) {
+        PyErr_Format(PyExc_ValueError, "row %zd has %zd values, expected %d", r,
+                     PySequence_Fast_GET_SIZE(row), f->n);
+        return -1;
+    }
+    for (int i = 0; i < f->n; i++)
+        if (field_value(f->t, f->cols[i], PySequence_Fast_GET_ITEM(row, i), &f->vs[i], b) < 0)
+            return -1;
+    return 0;
+}
+
+static int copy_feed(void *ud, corm_copy *cp)
 {
     copy_fill *f = ud;
     Py_ssize_t nrows = PySequence_Fast_GET_SIZE(f->rows);
-    for (Py_ssize_t r = 0; r < nrows; r++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(f->rows, r);
-        if (PyObject_TypeCheck(item, f->t->st->ModelBaseType)) {
-            /* An instance: its values straight from the slots, no list of
-             * values made per row in Python. */
-            ModelObject *o = (ModelObject *)item;
-            valbuf b = {0};
-            int rc = 0;
-            for (int i = 0; rc == 0 && i < f->n; i++) {
-                PyObject *v = (uint32_t)f->cols[i] < o->nfields ? o->items[f->cols[i]] : NULL;
-                if (!v) {
-                    PyErr_Format(PyExc_ValueError, "row %zd: field %U is not set", r,
-                                 f->t->fields[f->cols[i]].name);
-                    rc = -1;
-                } else {
-                    rc = field_value(f->t, f->cols[i], v, &f->vs[i], &b);
-                }
-            }
-            corm_error err = CORM_ERROR_INIT;
-            if (rc == 0 && corm_copy_put(cp, f->vs, &err) < 0) {
-                raise_err(f->t->st, &err);
-                rc = -1;
-            }
-            valbuf_free(&b);
-            if (rc < 0)
-                return -1;
-            continue;
-        }
-        PyObject *row = PySequence_Fast(item, "each row must be a sequence");
-        if (!row)
-            return -1;
-        if (PySequence_Fast_GET_SIZE(row) != f->n) {
-            Py_DECREF(row);
-            PyErr_Format(PyExc_ValueError, "row %zd has %zd values, expected %d", r,
-                         PySequence_Fast_GET_SIZE(row), f->n);
-            return -1;
-        }
+    while (f->next < nrows) {
+        if (!corm_copy_ready(cp))
+            return PYCORM_FEED_MORE;
         valbuf b = {0};
-        int rc = 0;
-        for (int i = 0; rc == 0 && i < f->n; i++)
-            rc = field_value(f->t, f->cols[i], PySequence_Fast_GET_ITEM(row, i), &f->vs[i], &b);
+        PyObject *seq;
+        int rc = copy_row_values(f, f->next, &b, &seq);
         corm_error err = CORM_ERROR_INIT;
-        if (rc == 0 && corm_copy_put(cp, f->vs, &err) < 0) {
+        if (rc == 0 && (rc = corm_copy_put(cp, f->vs, &err)) < 0) {
+            if (rc == CORM_ECANCELLED) {
+                /* The server refused the copy; its error reaches done. */
+                corm_error_clear(&err);
+                valbuf_free(&b);
+                Py_XDECREF(seq);
+                return PYCORM_FEED_OVER;
+            }
             raise_err(f->t->st, &err);
-            rc = -1;
         }
         valbuf_free(&b);
-        Py_DECREF(row);
+        Py_XDECREF(seq);
         if (rc < 0)
             return -1;
+        f->next++;
     }
-    return 0;
+    return PYCORM_FEED_DONE;
 }
 
 /* same_loaded(objs) -> the field indexes every object has set when they
@@ -928,48 +950,53 @@ static PyObject *table_copy_in(TableObject *self, PyObject *args)
     PyObject *conn, *fo, *ro;
     if (!PyArg_ParseTuple(args, "OOO:copy_in", &conn, &fo, &ro))
         return NULL;
-    copy_fill f = {self, NULL, 0, NULL, NULL};
-    if (int_list(fo, &f.cols, &f.n) < 0)
-        return NULL;
-    PyObject *result = NULL;
+    copy_fill *f = PyMem_Calloc(1, sizeof *f);
+    if (!f)
+        return PyErr_NoMemory();
+    f->t = (TableObject *)Py_NewRef(self);
     const char **names = NULL;
     uint32_t *oids = NULL;
-    if (f.n < 1) {
+    PyObject *result = NULL;
+    if (int_list(fo, &f->cols, &f->n) < 0)
+        goto fail;
+    if (f->n < 1) {
         PyErr_SetString(PyExc_ValueError, "copy_in needs at least one field");
-        goto done;
+        goto fail;
     }
-    f.rows = PySequence_Fast(ro, "rows must be a sequence");
-    names = PyMem_Calloc((size_t)f.n, sizeof *names);
-    oids = PyMem_Calloc((size_t)f.n, sizeof *oids);
-    f.vs = PyMem_Calloc((size_t)f.n, sizeof *f.vs);
-    if (!f.rows || !names || !oids || !f.vs) {
-        if (f.rows)
+    f->rows = PySequence_Fast(ro, "rows must be a sequence");
+    names = PyMem_Calloc((size_t)f->n, sizeof *names);
+    oids = PyMem_Calloc((size_t)f->n, sizeof *oids);
+    f->vs = PyMem_Calloc((size_t)f->n, sizeof *f->vs);
+    if (!f->rows || !names || !oids || !f->vs) {
+        if (f->rows)
             PyErr_NoMemory();
-        goto done;
+        goto fail;
     }
-    for (int i = 0; i < f.n; i++) {
-        if (f.cols[i] < 0 || f.cols[i] >= self->nfields) {
+    for (int i = 0; i < f->n; i++) {
+        if (f->cols[i] < 0 || f->cols[i] >= self->nfields) {
             PyErr_SetString(PyExc_IndexError, "no such field");
-            goto done;
+            goto fail;
         }
-        names[i] = corm_model_column_name(self->m, f.cols[i]);
-        oids[i] = corm_model_column_oid(self->m, f.cols[i]);
+        names[i] = corm_model_column_name(self->m, f->cols[i]);
+        oids[i] = corm_model_column_oid(self->m, f->cols[i]);
         if (oids[i] == 0) {
             /* Binary COPY sends each value in its column's exact type;
              * types known only by name on the server (enums) need insert. */
             PyErr_Format(PyExc_TypeError, "field %s has no built-in type for COPY", names[i]);
-            goto done;
+            goto fail;
         }
     }
+    /* f belongs to the copy from here on, failure included. */
     result = pycorm_submit_copy(conn, corm_model_schema(self->m), corm_model_table(self->m),
-                                names, oids, f.n, copy_fill_rows, &f);
-done:
-    Py_XDECREF(f.rows);
+                                names, oids, f->n, copy_feed, f, copy_fill_free);
     PyMem_Free(names);
     PyMem_Free(oids);
-    PyMem_Free(f.vs);
-    PyMem_Free(f.cols);
     return result;
+fail:
+    copy_fill_free(f);
+    PyMem_Free(names);
+    PyMem_Free(oids);
+    return NULL;
 }
 
 static PyMethodDef table_methods[] = {

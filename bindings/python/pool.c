@@ -40,6 +40,7 @@ typedef struct PoolObject {
     int nwatches, capwatches;
     int stepping;              /* inside corm_pool_step or another pool call */
     corm_conn **deferred;      /* lent connections to release after the step */
+    struct RequestObject *feeders;  /* COPYs with rows still to put */
     int ndeferred, capdeferred;
     PyObject *weakreflist;
 } PoolObject;
@@ -68,6 +69,12 @@ typedef struct RequestObject {
      * items need once per request (column names), and the first failure
      * to make an item (later batches are then skipped). */
     PyObject *items, *items_cache, *items_error;
+    /* A COPY being fed from the loop (pycorm_submit_copy). */
+    corm_copy *copy;
+    int (*feed)(void *ud, corm_copy *cp);
+    void *feed_ud;
+    void (*feed_free)(void *ud);
+    struct RequestObject *next_feeder;   /* the pool's list; holds a reference */
 } RequestObject;
 
 #define POOL_ST(p) ((p)->st)
@@ -248,6 +255,70 @@ static void release_deferred(PoolObject *self)
     }
 }
 
+/* ---- COPY feeders -------------------------------------------------------- */
+
+static void settle_current_error(struct RequestObject *req);
+
+/* The copy needs its rows no more: end or abandon it, release the rows. */
+static void feeder_stop(struct RequestObject *req)
+{
+    corm_copy_free(req->copy);   /* an unfinished copy is abandoned */
+    req->copy = NULL;
+    if (req->feed_free)
+        req->feed_free(req->feed_ud);
+    req->feed = NULL;
+    req->feed_ud = NULL;
+    req->feed_free = NULL;
+}
+
+/* Puts what the socket takes; true when the feeder is finished. */
+static bool feed_more(struct RequestObject *req)
+{
+    if (req->done) {
+        feeder_stop(req);   /* cancelled, or over: nobody wants the rest */
+        return true;
+    }
+    int rc = req->feed(req->feed_ud, req->copy);
+    if (rc == PYCORM_FEED_MORE)
+        return false;
+    if (rc < 0) {
+        /* A row that cannot be encoded: nothing is stored, and the caller
+         * gets this error, not the aborted copy's. */
+        corm_copy_abort(req->copy, "a row could not be encoded", NULL);
+        settle_current_error(req);
+    } else if (rc == PYCORM_FEED_DONE) {
+        corm_copy_end(req->copy, NULL);
+    }
+    feeder_stop(req);
+    return true;
+}
+
+static void run_feeders(PoolObject *self)
+{
+    struct RequestObject **pp = &self->feeders;
+    while (*pp) {
+        struct RequestObject *req = *pp;
+        if (feed_more(req)) {
+            *pp = req->next_feeder;
+            req->next_feeder = NULL;
+            Py_DECREF(req);
+        } else {
+            pp = &req->next_feeder;
+        }
+    }
+}
+
+static void stop_feeders(PoolObject *self)
+{
+    while (self->feeders) {
+        struct RequestObject *req = self->feeders;
+        self->feeders = req->next_feeder;
+        req->next_feeder = NULL;
+        feeder_stop(req);
+        Py_DECREF(req);
+    }
+}
+
 /* Steps the pool for fd (-1: deadlines and upkeep only). */
 static void pool_step(PoolObject *self, int fd)
 {
@@ -258,6 +329,20 @@ static void pool_step(PoolObject *self, int fd)
     corm_pool_step(self->pool, fd, NULL);
     self->stepping--;
     release_deferred(self);
+    if (self->feeders) {
+        PyObject *saved_type, *saved, *saved_tb;
+        PyErr_Fetch(&saved_type, &saved, &saved_tb);
+        run_feeders(self);
+        PyErr_Restore(saved_type, saved, saved_tb);
+        if (self->feeders && self->pool) {
+            /* Rows were put after the step reported its sockets: report
+             * them again, so a full socket gets its writer. */
+            self->stepping++;
+            corm_pool_step(self->pool, -1, NULL);
+            self->stepping--;
+            release_deferred(self);
+        }
+    }
     update_timer(self, false);
     Py_DECREF(self);
 }
@@ -430,6 +515,11 @@ static RequestObject *request_new(PoolObject *pool, PyObject *fut, int kind, int
     r->streamed = false;
     r->shape = NULL;
     r->items = r->items_cache = r->items_error = NULL;
+    r->copy = NULL;
+    r->feed = NULL;
+    r->feed_ud = NULL;
+    r->feed_free = NULL;
+    r->next_feeder = NULL;
     PyObject_GC_Track(r);
     return r;
 }
@@ -847,27 +937,28 @@ PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject
 
 PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *table,
                              const char *const *cols, const uint32_t *oids, int n,
-                             int (*fill)(void *ud, corm_copy *cp), void *ud)
+                             int (*feed)(void *ud, corm_copy *cp), void *ud,
+                             void (*free_ud)(void *ud))
 {
     pycorm_state *st = pycorm_state_of_type(Py_TYPE(target));
-    if (!st)
+    if (!st) {
+        free_ud(ud);
         return NULL;
+    }
     if (!Py_IS_TYPE(target, st->ConnType)) {
         /* COPY suspends pipelining on its connection, so it runs on a lent
          * one, never on a pool's shared connections. */
+        free_ud(ud);
         PyErr_SetString(PyExc_TypeError, "COPY needs a Conn (acquire one from the pool)");
         return NULL;
     }
     PoolObject *self = ((ConnObject *)target)->pool;
     corm_conn *conn = conn_handle((ConnObject *)target);
-    if (!conn || check_open(self) < 0)
-        return NULL;
-    PyObject *fut = new_future(self);
-    if (!fut)
-        return NULL;
-    RequestObject *req = request_new(self, fut, REQ_QUERY, PYCORM_EXECUTE);
+    PyObject *fut = conn && check_open(self) == 0 ? new_future(self) : NULL;
+    RequestObject *req = fut ? request_new(self, fut, REQ_QUERY, PYCORM_EXECUTE) : NULL;
     if (!req) {
-        Py_DECREF(fut);
+        Py_XDECREF(fut);
+        free_ud(ud);
         return NULL;
     }
     Py_INCREF(req); /* the engine's, dropped in on_done */
@@ -880,29 +971,24 @@ PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *t
         Py_DECREF(req);
         Py_DECREF(req);
         Py_DECREF(fut);
+        free_ud(ud);
         pycorm_raise(st, &err);
         corm_error_clear(&err);
         return NULL;
     }
-    /* Rows are encoded now, in C; a row that does not fit aborts the whole
-     * copy, so nothing is stored and the caller gets the error at once. */
-    int filled = fill(ud, cp);
-    if (filled < 0)
-        corm_copy_abort(cp, "a row could not be encoded", NULL);
-    else
-        corm_copy_end(cp, NULL);
-    corm_copy_free(cp);   /* the engine keeps it until the copy completes */
+    req->copy = cp;
+    req->feed = feed;
+    req->feed_ud = ud;
+    req->feed_free = free_ud;
     future_watch(fut, req);
+    /* The first rows now (buffered until the server takes data); the rest
+     * from the loop, as the socket takes them. */
+    if (!feed_more(req)) {
+        req->next_feeder = self->feeders;
+        self->feeders = (RequestObject *)Py_NewRef(req);
+    }
     Py_DECREF(req);
     update_timer(self, 1);
-    if (filled < 0) {
-        /* The error raised here is the one to report; the aborted copy's
-         * own outcome goes to a future nobody awaits. */
-        PyObject *c = PyObject_CallMethod(fut, "cancel", NULL);
-        Py_XDECREF(c);
-        Py_DECREF(fut);
-        return NULL;
-    }
     return fut;
 }
 
@@ -1039,6 +1125,7 @@ static void pool_close_handle(PoolObject *self)
     if (!self->pool)
         return;
     corm_pool *p = self->pool;
+    stop_feeders(self);
     self->stepping++;
     corm_pool_close(p); /* pending requests complete with CORM_ECANCELLED */
     self->stepping--;
@@ -1063,6 +1150,8 @@ static int pool_traverse(PoolObject *self, visitproc visit, void *arg)
     Py_VISIT(self->call_at);
     Py_VISIT(self->call_soon);
     Py_VISIT(self->time);
+    for (RequestObject *r = self->feeders; r; r = r->next_feeder)
+        Py_VISIT((PyObject *)r);
     Py_VISIT(self->on_io);
     Py_VISIT(self->on_timer);
     Py_VISIT(self->timer);
@@ -1071,6 +1160,7 @@ static int pool_traverse(PoolObject *self, visitproc visit, void *arg)
 
 static int pool_clear(PoolObject *self)
 {
+    stop_feeders(self);
     Py_CLEAR(self->on_io);
     Py_CLEAR(self->on_timer);
     Py_CLEAR(self->timer);

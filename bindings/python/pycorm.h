@@ -89,12 +89,23 @@ void pycorm_hold_release(pycorm_hold *h);
 /* One cell as a Python object (new reference), or NULL with an exception. */
 PyObject *pycorm_cell(pycorm_state *st, const corm_result *r, int row, int col);
 
-/* pool.c: COPY ... FROM STDIN (binary) on a lent Conn; fill(ud, cp) puts
- * the rows (returning -1 with an exception set to abandon the copy). A
- * future resolved with the number of rows stored. */
+/* What a COPY feeder says after putting rows. */
+enum {
+    PYCORM_FEED_MORE = 0,   /* call again once the socket takes more */
+    PYCORM_FEED_DONE = 1,   /* every row is in: end the copy */
+    PYCORM_FEED_OVER = 2,   /* the server refused the copy: its error comes from done */
+};
+/* pool.c: COPY ... FROM STDIN (binary) on a lent Conn. feed(ud, cp) puts
+ * rows while corm_copy_ready(cp) and returns a PYCORM_FEED_* (or -1 with an
+ * exception set, to abandon the copy with that exception); it is called
+ * again from the event loop as the server takes the data, so encoding
+ * overlaps the server's work and memory stays at a chunk. free_ud(ud) runs
+ * once the copy needs ud no more (also when this call fails). A future
+ * resolved with the number of rows stored. */
 PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *table,
                              const char *const *cols, const uint32_t *oids, int n,
-                             int (*fill)(void *ud, corm_copy *cp), void *ud);
+                             int (*feed)(void *ud, corm_copy *cp), void *ud,
+                             void (*free_ud)(void *ud));
 /* How a completed result becomes the future's value. */
 enum pycorm_mode {
     PYCORM_FETCH = 0,    /* list of Row */

@@ -626,7 +626,7 @@ class Model(_core.ModelBase, metaclass=ModelMeta):
 
     @classmethod
     async def bulk_insert(cls: type[M], objs: "list[M]", *, copy_threshold: int = 1000,
-                          chunk_size: int = 10000, db: Optional["Database"] = None) -> int:
+                          chunk_size: int = 100_000, db: Optional["Database"] = None) -> int:
         """Stores objs and returns how many rows were stored, reading nothing
         back (server-side fields such as generated ids stay unset: use
         bulk_create for those). From copy_threshold objects on, when every

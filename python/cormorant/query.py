@@ -760,9 +760,11 @@ async def bulk_insert_rows(model: type[Model], objs: list[Any], copy_threshold: 
     target = db._target()
     if not use_copy:
         n = 0
-        for start in range(0, len(objs), chunk_size if same else 1000):
+        # 1,000 rows a statement keeps far below the 65,535 parameters a
+        # statement may carry.
+        for start in range(0, len(objs), 1000):
             q = _core.query(_INSERT, t)
-            for o in objs[start:start + (chunk_size if same else 1000)]:
+            for o in objs[start:start + 1000]:
                 i = o._loaded()
                 q.values(i, [o._get(k, None) for k in i])
             n += await _core.run(target, q, _AFFECTED)

@@ -140,3 +140,65 @@ def test_copy_inside_a_transaction_rolls_back(url):
         assert await db.fetchval("SELECT count(*) FROM tcopy_reading") == 0
 
     with_db(url, body)
+
+
+def test_large_copy_is_fed_as_the_server_takes_it(url):
+    """60,000 wide rows in one COPY: more than the socket and a chunk hold,
+    so the rows are put from the loop as the server takes them; other
+    tasks on the loop keep running meanwhile."""
+    async def main():
+        async with await cm.connect(url, min_size=1, max_size=2) as db:
+            await db.execute("DROP TABLE IF EXISTS py_copy_big")
+            await db.execute("CREATE TABLE py_copy_big (id int8 PRIMARY KEY, body text)")
+
+            class Big(cm.Model, table="py_copy_big"):
+                id: int = cm.column(primary_key=True)
+                body: str
+
+            objs = [Big(id=i, body="x" * 200 + str(i)) for i in range(60_000)]
+            ticks = 0
+
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0)
+                    ticks += 1
+
+            t = asyncio.ensure_future(ticker())
+            n = await Big.bulk_insert(objs, db=db)
+            t.cancel()
+            count, last = await db.fetchrow("SELECT count(*), max(body) FROM py_copy_big")
+            await db.execute("DROP TABLE py_copy_big")
+            return n, count, ticks
+
+    n, count, ticks = asyncio.run(main())
+    assert n == 60_000 and count == 60_000
+    assert ticks > 0
+
+
+def test_bad_value_deep_in_a_large_copy_stores_nothing(url):
+    """The bad row comes after many were sent: the copy is aborted, the
+    caller gets the encoding error, nothing is stored, the pool goes on."""
+    async def main():
+        async with await cm.connect(url, min_size=1, max_size=2) as db:
+            await db.execute("DROP TABLE IF EXISTS py_copy_bad")
+            await db.execute("CREATE TABLE py_copy_bad (id int8 PRIMARY KEY, body text)")
+
+            class Bad(cm.Model, table="py_copy_bad"):
+                id: int = cm.column(primary_key=True)
+                body: str
+
+            objs = [Bad(id=i, body="y" * 200) for i in range(40_000)]
+            objs[35_000].body = "nul \x00 inside"   # text cannot carry NUL: refused at encoding
+            try:
+                await Bad.bulk_insert(objs, db=db)
+            except (cm.DataError, TypeError) as e:
+                err = e
+            else:
+                err = None
+            count = await db.fetchval("SELECT count(*) FROM py_copy_bad")
+            await db.execute("DROP TABLE py_copy_bad")
+            return err, count
+
+    err, count = asyncio.run(main())
+    assert err is not None and count == 0
