@@ -567,17 +567,25 @@ static void settle(RequestObject *req, PyObject *value, PyObject *exc)
     Py_XDECREF(r);
 }
 
-static void settle_current_error(RequestObject *req)
+/* The exception being raised, taken as an object with its traceback (None
+ * when there is none); the error indicator is cleared. */
+static PyObject *take_exception(void)
 {
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);
     PyErr_NormalizeException(&type, &exc, &tb);
     if (tb && exc)
         PyException_SetTraceback(exc, tb);
-    settle(req, NULL, exc ? exc : Py_None);
     Py_XDECREF(type);
-    Py_XDECREF(exc);
     Py_XDECREF(tb);
+    return exc ? exc : Py_NewRef(Py_None);
+}
+
+static void settle_current_error(RequestObject *req)
+{
+    PyObject *exc = take_exception();
+    settle(req, NULL, exc);
+    Py_DECREF(exc);
 }
 
 /* corm_rows_fn of streamed requests: each batch becomes items of the
@@ -597,15 +605,7 @@ static void on_rows(void *ud, const corm_result *res)
                                                 req->items)
                           : pycorm_result_append(st, res, &req->items_cache, req->items);
     if (rc < 0) {
-        PyObject *type, *tb;
-        PyErr_Fetch(&type, &req->items_error, &tb);
-        PyErr_NormalizeException(&type, &req->items_error, &tb);
-        if (tb && req->items_error)
-            PyException_SetTraceback(req->items_error, tb);
-        if (!req->items_error)
-            req->items_error = Py_NewRef(Py_None);
-        Py_XDECREF(type);
-        Py_XDECREF(tb);
+        req->items_error = take_exception();
         Py_CLEAR(req->items);
     }
     PyErr_Restore(saved_type, saved, saved_tb);
@@ -803,6 +803,39 @@ static int submit_request(PoolObject *self, corm_conn *conn, const corm_query *q
                 : corm_pool_submit(self->pool, q, on_done, req, &req->id, err);
 }
 
+/* Submits q (on conn when given, else on the pool's shared connections)
+ * and returns the future of its value: made by shape when given, else by
+ * mode. NULL with an exception when the engine refused it. */
+static PyObject *submit_query(PoolObject *self, corm_conn *conn, const corm_query *q, int mode,
+                              PyObject *shape)
+{
+    PyObject *fut = new_future(self);
+    RequestObject *req = fut ? request_new(self, fut, REQ_QUERY, mode) : NULL;
+    if (!req) {
+        Py_XDECREF(fut);
+        return NULL;
+    }
+    req->shape = Py_XNewRef(shape);
+    req->streamed = shape ? pycorm_shape_streams(shape) : mode == PYCORM_FETCH;
+    Py_INCREF(req); /* the engine's, dropped in on_done */
+    corm_error err = CORM_ERROR_INIT;
+    self->stepping++;
+    int rc = submit_request(self, conn, q, req, &err);
+    self->stepping--;
+    if (rc < 0) {
+        Py_DECREF(req);
+        Py_DECREF(req);
+        Py_DECREF(fut);
+        pycorm_raise(self->st, &err);
+        corm_error_clear(&err);
+        return NULL;
+    }
+    future_watch(fut, req);
+    Py_DECREF(req);
+    update_timer(self, conn != NULL);
+    return fut;
+}
+
 /* The fetch/fetchrow/fetchval/execute methods of Pool and Conn:
  * (sql, *args, timeout=None) -> a future of the loop. On conn (a lent
  * connection) when given, else on the pool's shared connections. */
@@ -841,42 +874,21 @@ static PyObject *submit(PoolObject *self, corm_conn *conn, int mode, PyObject *c
 
     corm_error err = CORM_ERROR_INIT;
     corm_query *q = NULL;
-    PyObject *fut = NULL;
-    RequestObject *req = NULL;
+    PyObject *fut;
     if (corm_query_sql(&q, sql, &err) < 0)
         goto engine_error;
     if (pycorm_bind_args(st, q, args + 1, nargs - 1) < 0)
         goto fail;
     if (tms && corm_query_set_timeout(q, tms, &err) < 0)
         goto engine_error;
-    fut = new_future(self);
-    if (!fut)
-        goto fail;
-    req = request_new(self, fut, REQ_QUERY, mode);
-    if (!req)
-        goto fail;
-    Py_INCREF(req); /* the engine's, dropped in on_done */
-    req->streamed = mode == PYCORM_FETCH;
-    self->stepping++;
-    int rc = submit_request(self, conn, q, req, &err);
-    self->stepping--;
-    if (rc < 0) {
-        Py_DECREF(req);
-        goto engine_error;
-    }
+    fut = submit_query(self, conn, q, mode, NULL);
     corm_query_free(q);
-    q = NULL;
-    future_watch(fut, req);
-    Py_DECREF(req);
-    update_timer(self, conn != NULL);
     return fut;
 engine_error:
     pycorm_raise(st, &err);
     corm_error_clear(&err);
 fail:
     corm_query_free(q);
-    Py_XDECREF(req);
-    Py_XDECREF(fut);
     return NULL;
 }
 
@@ -907,32 +919,7 @@ PyObject *pycorm_submit_built(PyObject *target, corm_query *q, int tms, PyObject
         corm_error_clear(&err);
         return NULL;
     }
-    PyObject *fut = new_future(self);
-    if (!fut)
-        return NULL;
-    RequestObject *req = request_new(self, fut, REQ_QUERY, PYCORM_FETCH);
-    if (!req) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    req->shape = Py_NewRef(shape);
-    req->streamed = pycorm_shape_streams(shape);
-    Py_INCREF(req); /* the engine's, dropped in on_done */
-    self->stepping++;
-    int rc = submit_request(self, conn, q, req, &err);
-    self->stepping--;
-    if (rc < 0) {
-        Py_DECREF(req);
-        Py_DECREF(req);
-        Py_DECREF(fut);
-        pycorm_raise(st, &err);
-        corm_error_clear(&err);
-        return NULL;
-    }
-    future_watch(fut, req);
-    Py_DECREF(req);
-    update_timer(self, conn != NULL);
-    return fut;
+    return submit_query(self, conn, q, PYCORM_FETCH, shape);
 }
 
 PyObject *pycorm_submit_copy(PyObject *target, const char *schema, const char *table,
