@@ -128,6 +128,10 @@ int corm_conn_timeout(const corm_conn *c)
         return c->head ? 0 : -1;   /* requests still to fail: step now */
     if (c->cancel_due && c->state == CORM_CONN_READY)
         return 0;   /* a cancel waits for the next step */
+    /* The cancel's helper thread cannot wake the host loop; poll for it,
+     * since requests wait for it (see cancel_in_flight in pipeline.c). */
+    if (c->state == CORM_CONN_READY && c->head && c->cancel_job)
+        return corm__conn_cancel_pending(c) ? 1 : 0;
     if (c->state == CORM_CONN_CONNECTING && c->connect_deadline)
         next = c->connect_deadline;
     if (c->ndeadlines > 0) {

@@ -236,6 +236,10 @@ enum {
     CORM__REQ_UNNAMED = 1u << 6,    /* never cached (text unique to one use) */
     CORM__REQ_COPY = 1u << 7,       /* a COPY: a barrier outside pipeline mode */
     CORM__REQ_SINGLE_ROW = 1u << 8, /* streamed: single-row mode was asked for */
+    /* Was on the server when a cancel meant for an earlier request was
+     * sent: that cancel may stop it instead, and then it is run again. */
+    CORM__REQ_EXPOSED = 1u << 9,
+    CORM__REQ_NO_CANCEL = 1u << 10, /* abandoned, but a cancel could stop another */
 };
 
 /* Effects of the engine's transaction calls, applied at submit time. */
@@ -315,10 +319,15 @@ struct corm_conn {
     /* Transactions. */
     int txn_depth;              /* through corm_conn_begin/commit/rollback */
     bool server_in_txn;         /* as the server's command tags say */
-    /* Cancellation. */
-    bool stray_cancel;
-    bool cancel_due;            /* an abandoned request may need a server cancel */          /* a cancel may hit a request it was not for */
-    corm__cancel_job *cancel_job;
+    /* Cancellation. A server cancel stops whatever the backend runs when
+     * it arrives, and the postmaster signals the backend twice (pid and
+     * process group), so one cancel can stop two statements. While one may
+     * still arrive (its target still running, or the helper thread not yet
+     * through), nothing more is sent: a backend that is idle when the
+     * signal lands drops it. See cancel_abandoned_head(). */
+    bool cancel_due;            /* an abandoned request may need a server cancel */
+    bool cancel_target_open;    /* the cancelled request has not finished */
+    corm__cancel_job *cancel_job; /* the last cancel sent, until it is through */
     /* Prepared statements. */
     corm__stmt *stmt_lru_head, *stmt_lru_tail;  /* most recent first */
     corm__stmt **stmt_table;
@@ -399,5 +408,9 @@ void corm__copy_detach(corm__req *r);
 /* Cancellation (pipeline.c): ask the server to stop c's current statement,
  * from a helper thread, so the host loop never blocks on it. */
 int corm__conn_send_cancel(corm_conn *c, corm_error *err);
+/* True while the helper thread of c's last cancel has not finished. */
+bool corm__conn_cancel_pending(const corm_conn *c);
+/* True while c sends nothing because a cancel may still land. */
+bool corm__conn_held_back(const corm_conn *c);
 
 #endif /* CORM_INT_H */

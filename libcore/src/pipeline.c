@@ -212,6 +212,7 @@ static void mark_broken(corm_conn *c, const corm_error *why)
         return;
     c->state = CORM_CONN_BROKEN;
     c->copy = NULL;
+    c->cancel_target_open = false;
     if (c->fd >= 0 && c->fd_gone)
         c->fd_gone(c->fd_gone_ud, c->fd);
     corm_error_copy(&c->broken_error, why);
@@ -312,6 +313,8 @@ static void flush(corm_conn *c)
         c->want_write = f == 1;
 }
 
+static bool cancel_in_flight(corm_conn *c);
+
 /* Hands every unsent request to libpq, in list order. */
 static void send_pending(corm_conn *c)
 {
@@ -320,7 +323,8 @@ static void send_pending(corm_conn *c)
     if (c->sending)
         return;
     c->sending = true;
-    while (c->unsent && c->state == CORM_CONN_READY && !c->fail_pending && !c->copy) {
+    while (c->unsent && c->state == CORM_CONN_READY && !c->fail_pending && !c->copy &&
+           !cancel_in_flight(c)) {
         corm__req *r = c->unsent;
         if (r->flags & CORM__REQ_COPY) {
             /* A barrier: it starts once everything before it is done, and
@@ -535,6 +539,29 @@ int corm__conn_send_cancel(corm_conn *c, corm_error *err)
     return CORM_OK;
 }
 
+/* True while a cancel sent for c may still reach its backend: its target
+ * has not finished, or the helper thread has not yet had the postmaster
+ * signal the backend. Sending nothing meanwhile is what makes a cancel
+ * unable to stop a statement sent after it. */
+static bool cancel_in_flight(corm_conn *c)
+{
+    if (c->cancel_job && atomic_load(&c->cancel_job->finished)) {
+        corm__cancel_job_release(c->cancel_job);
+        c->cancel_job = NULL;
+    }
+    return c->cancel_target_open || c->cancel_job != NULL;
+}
+
+bool corm__conn_cancel_pending(const corm_conn *c)
+{
+    return c->cancel_job && !atomic_load(&c->cancel_job->finished);
+}
+
+bool corm__conn_held_back(const corm_conn *c)
+{
+    return c->cancel_target_open || corm__conn_cancel_pending(c);
+}
+
 void corm__conn_abandon(corm_conn *c, corm__req *r, const corm_error *err)
 {
     complete(c, r, NULL, err);
@@ -548,18 +575,50 @@ void corm__conn_abandon(corm_conn *c, corm__req *r, const corm_error *err)
      * see cancel_abandoned_head(). */
 }
 
+static bool first_word_is(const char *sql, const char *word);
+
+static bool begins_transaction(const corm__req *r)
+{
+    return first_word_is(r->sql, "begin") || first_word_is(r->sql, "start");
+}
+
 /* The head is running on the server (or about to); if its caller has gone,
- * ask the server to stop it. */
+ * ask the server to stop it.
+ *
+ * The cancel stops whatever the backend runs when it lands, which may be
+ * a request pipelined behind the head. Such a request is marked exposed
+ * and run again if it was stopped; that is only possible outside a
+ * transaction block, so inside one (or when a request behind would open
+ * one) the head is left to finish instead. Nothing else is sent until the
+ * cancel is through (cancel_in_flight). */
 static void cancel_abandoned_head(corm_conn *c)
 {
     corm__req *h = c->head;
     if (!h || c->state != CORM_CONN_READY)
         return;
     if ((h->flags & (CORM__REQ_ABANDONED | CORM__REQ_SENT | CORM__REQ_CANCEL_SENT |
-                     CORM__REQ_INTERNAL)) != (CORM__REQ_ABANDONED | CORM__REQ_SENT))
+                     CORM__REQ_INTERNAL | CORM__REQ_NO_CANCEL)) !=
+        (CORM__REQ_ABANDONED | CORM__REQ_SENT))
         return;
+    /* The previous cancel lands on h or on an idle backend; send this one
+     * when that is through. corm_conn_timeout() polls for it. */
+    if (cancel_in_flight(c))
+        return;
+    bool in_txn = corm__conn_txn_open(c) || begins_transaction(h);
+    for (corm__req *r = h->next; r && (r->flags & CORM__REQ_SENT); r = r->next) {
+        if (in_txn || begins_transaction(r)) {
+            h->flags |= CORM__REQ_NO_CANCEL;
+            return;
+        }
+    }
+    if (corm__conn_send_cancel(c, NULL) < 0) {
+        h->flags |= CORM__REQ_NO_CANCEL;   /* no memory or thread: let it finish */
+        return;
+    }
     h->flags |= CORM__REQ_CANCEL_SENT;
-    corm__conn_send_cancel(c, NULL);
+    c->cancel_target_open = true;
+    for (corm__req *r = h->next; r && (r->flags & CORM__REQ_SENT); r = r->next)
+        r->flags |= CORM__REQ_EXPOSED;
 }
 
 int corm_conn_cancel(corm_conn *c, corm_request_id id, corm_error *err)
@@ -660,13 +719,13 @@ static void resend(corm_conn *c, corm__req *r)
     r->view = NULL;
     r->ops_seen = 0;
     r->flags = (r->flags & ~(unsigned)(CORM__REQ_SENT | CORM__REQ_CANCEL_SENT |
-                                       CORM__REQ_PREPARE_FAILED | CORM__REQ_SINGLE_ROW)) |
+                                       CORM__REQ_PREPARE_FAILED | CORM__REQ_SINGLE_ROW |
+                                       CORM__REQ_EXPOSED)) |
                CORM__REQ_RETRIED;
     list_append(c, r);
     send_pending(c);
 }
 
-/* The head's sync arrived: all its results are in. */
 /* True when sql's first word is word (case-insensitive). */
 static bool first_word_is(const char *sql, const char *word)
 {
@@ -744,10 +803,8 @@ static void finish_head(corm_conn *c)
         track_transaction(c, r, r->result->pg);
     else if (r->error.code && (first_word_is(r->sql, "commit") || first_word_is(r->sql, "end")))
         c->server_in_txn = false;   /* a COMMIT that fails rolls back */
-    if (r->flags & CORM__REQ_CANCEL_SENT) {
-        /* If the cancel missed its target it may still hit a later request. */
-        c->stray_cancel = strcmp(r->error.sqlstate, "57014") != 0;
-    }
+    if (r->flags & CORM__REQ_CANCEL_SENT)
+        c->cancel_target_open = false;
     if (r->error.code && r->stmt_id) {
         char name[32];
         if (is_stale_statement(r) || (r->flags & CORM__REQ_PREPARE_FAILED)) {
@@ -770,18 +827,15 @@ static void finish_head(corm_conn *c)
         resend(c, r);
         return;
     }
-    if (retryable && c->stray_cancel && !(r->flags & CORM__REQ_CANCEL_SENT) &&
-        !strcmp(r->error.sqlstate, "57014")) {
-        /* Hit by a cancel meant for an earlier request; outside a
-         * transaction block its effects were rolled back, so run it again. */
-        c->stray_cancel = false;
+    if ((r->flags & CORM__REQ_EXPOSED) && !(r->flags & CORM__REQ_ABANDONED) && !was_in_txn &&
+        r->nstreamed == 0 && !strcmp(r->error.sqlstate, "57014")) {
+        /* Stopped by a cancel meant for an earlier request; outside a
+         * transaction block its effects were rolled back, so run it again
+         * (the engine's own statements too). */
         c->nretrying++;
         resend(c, r);
         return;
     }
-    if (c->stray_cancel && !r->error.code && c->cancel_job &&
-        atomic_load(&c->cancel_job->finished))
-        c->stray_cancel = false;
     deliver_in_order(c, r);
 }
 
@@ -825,8 +879,10 @@ static void process_input(corm_conn *c)
         /* Single-row mode must be chosen when the statement's results are
          * next and none of them has been parsed (PQisBusy parses). If libpq
          * refuses, the rows come as one batch: still correct. */
-        if (r->rows && !(r->flags & CORM__REQ_SINGLE_ROW) && !c->awaiting_null &&
-            r->ops_seen == r->ops - 1) {
+        /* An exposed request keeps its rows until it is known not to be
+         * stopped: then it can run again. */
+        if (r->rows && !(r->flags & (CORM__REQ_SINGLE_ROW | CORM__REQ_EXPOSED)) &&
+            !c->awaiting_null && r->ops_seen == r->ops - 1) {
             r->flags |= CORM__REQ_SINGLE_ROW;
             PQsetSingleRowMode(c->pg);
         }
@@ -968,6 +1024,7 @@ int corm_conn_step(corm_conn *c, corm_error *err)
     if (!c->close_requested)
         check_deadlines(c);
     if (c->state == CORM_CONN_READY && !c->close_requested) {
+        cancel_in_flight(c);   /* forgets a cancel that is through */
         cancel_abandoned_head(c);
         flush(c);
     }

@@ -113,14 +113,18 @@ static member *choose(corm_pool *p, corm_error *err)
     for (member *m = p->members; m; m = m->next) {
         if (!usable(m))
             continue;
+        /* One waiting for a cancel to land sends nothing until then. */
+        bool held = corm__conn_held_back(m->c);
         if (!best)
             best = m;
+        else if (held != corm__conn_held_back(best->c))
+            best = held ? best : m;
         else if (m->c->state == CORM_CONN_READY && best->c->state != CORM_CONN_READY)
             best = m;
         else if (m->c->state == best->c->state && m->c->nreqs < best->c->nreqs)
             best = m;
     }
-    if (best && best->c->nreqs < p->opt.pool_pipeline_depth)
+    if (best && best->c->nreqs < p->opt.pool_pipeline_depth && !corm__conn_held_back(best->c))
         return best;
     if (p->nmembers < p->opt.pool_max_size && !(backing_off(p) && best)) {
         if (backing_off(p) && live_members(p) == 0) {
